@@ -1,0 +1,1 @@
+"""pytest-agentsim: LiveKit Agents scenarios as offline, deterministic pytest tests."""

@@ -1,0 +1,1 @@
+"""pytest entry point (placeholder, filled in by the foundation work)."""
