@@ -154,11 +154,23 @@ class CallScript(Generic[T]):
         self._queue.append(answer)
 
     def add_fault(self, fault: Fault) -> None:
+        if any(f is fault for f in self._queue) or any(f is fault for f in self._scheduled):
+            # the same object queued twice would share one countdown (keyed by id): copy it
+            fault = dataclasses.replace(fault)
         if fault.on_call is not None:
             self._scheduled.append(fault)
         else:
             self._queue.append(fault)
             self._remaining[id(fault)] = fault.times
+
+    def has_next(self) -> bool:
+        """Whether the next call would get a scripted answer or fault (not exhaustion)."""
+        n = self.calls + 1
+        for fault in self._scheduled:
+            assert fault.on_call is not None
+            if n >= fault.on_call and (fault.times is None or n < fault.on_call + fault.times):
+                return True
+        return bool(self._queue)
 
     def next(self) -> T | Fault:
         """The answer for the next call; raises :class:`ScriptExhausted` if none."""

@@ -1,1 +1,118 @@
-"""pytest entry point (placeholder, filled in by the foundation work)."""
+"""pytest entry point (``pytest11: agentsim``): options, ini keys, markers, collection hooks.
+
+Kept thin on purpose: the engine (loader, fakes, harness, runner) never imports pytest,
+and nothing here imports livekit at load time, so a pytest run that does not use the
+plugin pays nothing for it (``import livekit.agents`` costs ~2 s).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Generator
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from .collect import ScenarioItem, ScenarioYamlFile
+from .config import SETTINGS_KEY, Settings
+from .fixtures import (
+    agentsim,
+    agentsim_scenario,
+    fake_llm,
+    fake_stt,
+    fake_tts,
+)
+
+__all__ = [
+    "agentsim",
+    "agentsim_scenario",
+    "fake_llm",
+    "fake_stt",
+    "fake_tts",
+]
+
+DEFAULT_PATTERNS = [
+    "scenarios.yaml", "scenarios*.yaml", "*.scenarios.yaml",
+    "scenarios.yml", "scenarios*.yml", "*.scenarios.yml",
+]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("agentsim", "LiveKit agent scenarios (pytest-agentsim)")
+    group.addoption("--agentsim", action="store_true", default=None,
+                    help="collect scenarios.yaml files as tests (ini: agentsim = true).")
+    group.addoption("--agentsim-agent", default=None, metavar="MODULE:ATTR",
+                    help="agent to run for every scenario: an Agent subclass, a factory "
+                         "(scenario) -> Agent, or an AgentServer. Overrides the YAML and ini.")
+    group.addoption("--agentsim-mode", default=None, choices=("text", "audio"),
+                    help="run scenarios in text (default) or audio mode (ini: agentsim_mode).")
+    group.addoption("--agentsim-timeout", default=None, type=float, metavar="SECONDS",
+                    help="per-scenario timeout (default 30; ini: agentsim_timeout).")
+    group.addoption("--agentsim-real-timing", action="store_true", default=None,
+                    help="let retries wait for real (by default retry backoff costs no wall "
+                         "time; attempt counts are unchanged).")
+    parser.addini("agentsim", type="bool", default=False,
+                  help="collect scenarios.yaml files without passing --agentsim.")
+    parser.addini("agentsim_patterns", type="args", default=DEFAULT_PATTERNS,
+                  help="file name patterns collected as scenario files.")
+    parser.addini("agentsim_agent", default="",
+                  help="default agent (MODULE:ATTR) when a scenario file names none.")
+    parser.addini("agentsim_mode", default="text", help="default mode: text or audio.")
+    parser.addini("agentsim_timeout", default="30", help="default per-scenario timeout, seconds.")
+    parser.addini("agentsim_snapshot", type="bool", default=False,
+                  help="snapshot every scenario's chat history (like agentsim: {snapshot: true}).")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "scenario(file=None, label=None, **tags): a scenario item (its tags as keyword "
+        "arguments, so -m \"scenario(feature='booking')\" selects), or on a Python test: "
+        "load that scenario from FILE for the agentsim_scenario fixture.",
+    )
+    config.addinivalue_line(
+        "markers",
+        "agentsim_allow_unused: do not fail the test when scripted fake answers were not used.",
+    )
+    config.stash[SETTINGS_KEY] = Settings.from_config(config)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    settings = config.stash.get(SETTINGS_KEY, None)
+    if settings is None:
+        return None
+    try:
+        version = metadata.version("livekit-agents")
+    except metadata.PackageNotFoundError:  # pragma: no cover - a hard dependency
+        version = "not installed"
+    state = "on" if settings.enabled else "off (pass --agentsim to collect scenarios.yaml)"
+    return (f"agentsim: livekit-agents {version}, scenario collection {state}, "
+            f"mode {settings.mode}, backoff {'real' if settings.real_timing else 'virtual'}")
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    settings = parent.config.stash[SETTINGS_KEY]
+    if not settings.enabled or file_path.suffix not in (".yaml", ".yml"):
+        return None
+    if any(fnmatch.fnmatch(file_path.name, p) for p in settings.patterns):
+        collector: ScenarioYamlFile = ScenarioYamlFile.from_parent(parent, path=file_path)
+        return collector
+    return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if call.when == "call" and isinstance(item, ScenarioItem):
+        transcript = item.transcript()
+        if transcript and report.failed:
+            report.sections.append(("agentsim transcript", transcript))
+    return report
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    if isinstance(item, ScenarioItem):
+        item.add_report_properties()

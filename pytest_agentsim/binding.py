@@ -1,0 +1,195 @@
+"""Resolve what a scenario runs: ``"package.module:Attr"`` into an agent target.
+
+A target is an ``Agent`` subclass, a factory ``(scenario) -> Agent`` (or one taking no
+arguments), or an ``AgentServer`` (entrypoint mode). Modules named by a path relative to
+the scenario file are loaded from that file under a name derived from their path, so two
+example folders that both hold an ``agent.py`` never shadow each other. Never imports
+pytest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import inspect
+import sys
+import types
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from .errors import ScenarioError
+
+if TYPE_CHECKING:
+    from livekit.agents import Agent
+
+    from .loader import Scenario
+
+__all__ = ["AgentTarget", "resolve_target", "import_target"]
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentTarget:
+    kind: Literal["agent", "factory", "server"]
+    obj: Any
+    description: str
+
+    def build(self, scenario: Scenario | None) -> Agent:
+        """A fresh agent for one scenario (agents hold state, so never reuse one)."""
+        from livekit.agents import Agent
+
+        if self.kind == "server":
+            raise ScenarioError(
+                f"{self.description} is an AgentServer: entrypoint mode is not available in "
+                "this version of pytest-agentsim",
+                fix="point agentsim.agent at your Agent class or a factory returning one",
+            )
+        fn: Callable[..., Any] = self.obj
+        try:
+            if self.kind == "factory" and _takes_argument(fn):
+                agent = fn(scenario)
+            else:
+                agent = fn()
+        except TypeError as e:
+            if self.kind == "agent" and "argument" in str(e):
+                raise ScenarioError(
+                    f"cannot build {self.description}: {e}",
+                    fix="give its __init__ defaults, or point agentsim.agent at a factory "
+                        "function `def make_agent(scenario) -> Agent`",
+                ) from None
+            raise
+        if not isinstance(agent, Agent):
+            raise ScenarioError(
+                f"{self.description} returned {type(agent).__name__}, not a livekit Agent",
+                fix="return an Agent instance from the factory",
+            )
+        return agent
+
+
+def _takes_argument(fn: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+               for p in params)
+
+
+def resolve_target(spec: Any, *, origin: Path | None = None, rootdir: Path | None = None,
+                   where: str = "agentsim.agent") -> AgentTarget:
+    """Turn a spec (string, class, factory, server or module) into an :class:`AgentTarget`."""
+    from livekit.agents import Agent
+
+    description = spec if isinstance(spec, str) else getattr(spec, "__qualname__", repr(spec))
+    obj = import_target(spec, origin=origin, rootdir=rootdir, where=where) if isinstance(spec, str) else spec
+    server_cls = _agent_server_cls()
+    if isinstance(obj, types.ModuleType):
+        servers = [v for v in vars(obj).values() if server_cls and isinstance(v, server_cls)]
+        if len(servers) == 1:
+            return AgentTarget("server", servers[0], f"{description} (AgentServer)")
+        raise ScenarioError(
+            f"{where}: module {obj.__name__!r} holds no single AgentServer",
+            fix="name the agent as 'module:AgentClass' or 'module:factory'",
+        )
+    if server_cls is not None and isinstance(obj, server_cls):
+        return AgentTarget("server", obj, str(description))
+    if isinstance(obj, type) and issubclass(obj, Agent):
+        return AgentTarget("agent", obj, str(description))
+    if isinstance(obj, Agent):
+        raise ScenarioError(
+            f"{where}: {description} is an Agent instance; agents keep state, so each scenario "
+            "needs a fresh one",
+            fix="point it at the Agent class or at a factory function returning a new agent",
+        )
+    if callable(obj):
+        return AgentTarget("factory", obj, str(description))
+    raise ScenarioError(f"{where}: {description} is {type(obj).__name__}, not an Agent class, "
+                        "factory or AgentServer",
+                        fix="name an Agent subclass, a factory function or an AgentServer")
+
+
+def _agent_server_cls() -> type | None:
+    try:
+        from livekit.agents import AgentServer
+    except ImportError:  # pragma: no cover - every supported release has it
+        return None
+    return AgentServer
+
+
+def import_target(spec: str, *, origin: Path | None, rootdir: Path | None, where: str) -> Any:
+    """Import ``module:attr`` (module dotted or a .py path, relative to ``origin``'s folder)."""
+    module_part, _, attr = spec.partition(":")
+    module_part = module_part.strip()
+    if not module_part:
+        raise ScenarioError(f"{where}: {spec!r} names no module",
+                            fix="write it as 'package.module:AgentClass'")
+    module = _load_module(module_part, origin=origin, rootdir=rootdir, where=where)
+    if not attr:
+        return module
+    obj: Any = module
+    for part in attr.strip().split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            names = sorted(n for n in dir(module) if not n.startswith("_"))
+            from .errors import did_you_mean
+
+            guess = did_you_mean(part, names)
+            raise ScenarioError(
+                f"{where}: module {module.__name__!r} has no attribute {part!r}",
+                fix=f"did you mean {guess!r}?" if guess else f"it defines: {', '.join(names[:12])}",
+            ) from None
+    return obj
+
+
+def _candidate_files(module_part: str, origin: Path | None, rootdir: Path | None) -> list[Path]:
+    rel = Path(module_part) if module_part.endswith(".py") else Path(
+        *module_part.split(".")).with_suffix(".py")
+    bases = [b for b in (origin.parent if origin else None, rootdir) if b is not None]
+    return [b / rel for b in bases] + ([rel] if rel.is_absolute() else [])
+
+
+def _load_module(module_part: str, *, origin: Path | None, rootdir: Path | None,
+                 where: str) -> types.ModuleType:
+    for candidate in _candidate_files(module_part, origin, rootdir):
+        if candidate.is_file():
+            return _load_file(candidate.resolve(), where)
+    if module_part.endswith(".py") or "/" in module_part:
+        raise ScenarioError(f"{where}: file {module_part!r} not found next to "
+                            f"{origin.name if origin else 'the scenario file'}",
+                            fix="give the path relative to the scenario file")
+    try:
+        return importlib.import_module(module_part)
+    except ModuleNotFoundError as e:
+        if e.name and module_part.startswith(e.name):
+            raise ScenarioError(
+                f"{where}: cannot import {module_part!r} (no such module)",
+                fix="put the agent module next to the scenario file, or make it importable "
+                    "(pytest's `pythonpath` ini option)",
+            ) from None
+        raise
+
+
+def _load_file(path: Path, where: str) -> types.ModuleType:
+    name = "agentsim_user." + "_".join(
+        "".join(c if c.isalnum() else "_" for c in part) for part in path.with_suffix("").parts[-4:]
+    )
+    existing = sys.modules.get(name)
+    if existing is not None and getattr(existing, "__file__", None) == str(path):
+        return existing
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:  # pragma: no cover - a .py file always has one
+        raise ScenarioError(f"{where}: cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    # siblings of the agent file (its own helpers) must be importable, as when run directly
+    folder = str(path.parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module

@@ -1,0 +1,184 @@
+"""Scenario files as pytest collectors, scenarios as ``pytest.Function`` items.
+
+Items are ``pytest.Function`` subclasses (not bare ``pytest.Item``) so fixtures, ``-k``,
+``-m``, autouse fixtures and syrupy's ``snapshot`` work on them; their test function is
+the module-level :func:`run_scenario_item`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .config import SETTINGS_KEY
+from .errors import AgentsimWarning, ScenarioError
+from .loader import Scenario, load_scenario_file
+
+if TYPE_CHECKING:
+    from _pytest._code.code import TerminalRepr
+
+    from .runner import ScenarioRun
+
+__all__ = ["ScenarioItem", "ScenarioYamlFile", "run_scenario_item"]
+
+_RUN_KEY = pytest.StashKey["ScenarioRun"]()
+_TRANSCRIPT_KEY = pytest.StashKey[str]()
+
+
+class ScenarioYamlFile(pytest.File):
+    """A ``scenarios.yaml`` file: one item per scenario."""
+
+    def collect(self) -> list[pytest.Item]:
+        try:
+            loaded = load_scenario_file(self.path)
+        except ScenarioError as e:
+            raise self.CollectError(str(relative_to_invocation(e, self.config))) from None
+        for w in loaded.warnings:
+            warnings.warn_explicit(w.message, AgentsimWarning, filename=str(self.path),
+                                   lineno=w.line or 1)
+        return [ScenarioItem.from_scenario(self, s) for s in loaded.scenarios]
+
+
+def relative_to_invocation(err: ScenarioError, config: pytest.Config) -> ScenarioError:
+    """Report paths as the user typed them (relative to where pytest was started)."""
+    if err.path is not None:
+        try:
+            err.path = err.path.resolve().relative_to(config.invocation_params.dir.resolve())
+        except ValueError:
+            pass
+    return err
+
+
+def run_scenario_item(request: pytest.FixtureRequest) -> None:
+    """The test function of every scenario item."""
+    __tracebackhide__ = True
+    item = request.node
+    assert isinstance(item, ScenarioItem)
+    item.run(request)
+
+
+class ScenarioItem(pytest.Function):
+    scenario: Scenario
+
+    @classmethod
+    def from_scenario(cls, parent: ScenarioYamlFile, scenario: Scenario) -> ScenarioItem:
+        item: ScenarioItem = super().from_parent(
+            parent, name=scenario.name, callobj=run_scenario_item
+        )
+        item.scenario = scenario
+        # tag names and values are -k keywords (-k room_booking); the marker carries them
+        # as kwargs for -m "scenario(feature='room_booking')"
+        for key, value in scenario.tags.items():
+            item.extra_keyword_matches.add(key)
+            if value:
+                item.extra_keyword_matches.add(value)
+        item.add_marker(pytest.mark.scenario(**scenario.tags))
+        return item
+
+    # -- reporting ---------------------------------------------------------------------
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, self.scenario.line - 1, f"scenario: {self.scenario.name}"
+
+    def add_report_properties(self) -> None:
+        """Properties for --junitxml (label, tags, mode)."""
+        s = self.scenario
+        self.user_properties.append(("label", s.label))
+        if s.id:
+            self.user_properties.append(("scenario_id", s.id))
+        for k, v in s.tags.items():
+            self.user_properties.append((f"tag.{k}", v))
+        settings = self.config.stash[SETTINGS_KEY]
+        mode = settings.mode if settings.mode_from_cli else (s.config.mode or settings.mode)
+        self.user_properties.append(("mode", mode))
+        if s.config.faults:
+            self.user_properties.append(
+                ("faults", ", ".join(f.fault.describe() for f in s.config.faults)))
+
+    def transcript(self) -> str | None:
+        return self.stash.get(_TRANSCRIPT_KEY, None)
+
+    def repr_failure(  # type: ignore[override]
+        self, excinfo: pytest.ExceptionInfo[BaseException]
+    ) -> str | TerminalRepr:
+        from .harness import AgentSimAssertionError
+        from .runner import ScenarioFailure
+
+        err = excinfo.value
+        if isinstance(err, ScenarioFailure):
+            return f"{err.headline()}\n(transcript below, in 'agentsim transcript')"
+        if isinstance(err, ScenarioError):
+            return str(relative_to_invocation(err, self.config))
+        if isinstance(err, AgentSimAssertionError):
+            return str(err)
+        return super().repr_failure(excinfo)
+
+    # -- running -----------------------------------------------------------------------
+    def run(self, request: pytest.FixtureRequest) -> None:
+        __tracebackhide__ = True
+        from .runner import RunSettings, ScenarioFailure, run_scenario
+
+        s = self.scenario
+        settings = self.config.stash[SETTINGS_KEY]
+        if s.config.skip:
+            pytest.skip(s.config.skip)
+        if not s.scripted:
+            pytest.skip(
+                "simulated scenario (no agentsim.turns): it needs an LLM-driven user and judge, "
+                "which this version cannot run offline; add `agentsim: {turns: [...]}` to script it"
+            )
+        if s.config.process:
+            raise ScenarioError("process mode (agentsim.process) is not available in this version "
+                                "of pytest-agentsim", path=s.path, line=s.config.line,
+                                fix="remove `process: true` to run the agent in-process")
+        target = self._target(request)
+        run_settings = RunSettings(
+            mode=settings.mode if settings.mode_from_cli else (s.config.mode or settings.mode),
+            timeout=settings.timeout if settings.timeout_from_cli else (
+                s.config.timeout or settings.timeout),
+            allow_unused=bool(s.config.allow_unused)
+            or self.get_closest_marker("agentsim_allow_unused") is not None,
+            real_timing=settings.real_timing,
+        )
+        try:
+            run = asyncio.run(run_scenario(s, target.build, run_settings))
+        except ScenarioFailure as e:
+            self.stash[_TRANSCRIPT_KEY] = e.transcript
+            raise
+        self.stash[_RUN_KEY] = run
+        from .timeline import render_transcript
+
+        self.stash[_TRANSCRIPT_KEY] = render_transcript(run.timeline)
+
+    def _target(self, request: pytest.FixtureRequest) -> Any:
+        from .binding import resolve_target
+
+        s = self.scenario
+        settings = self.config.stash[SETTINGS_KEY]
+        rootdir = self.config.rootpath
+        if settings.agent_cli:
+            return resolve_target(settings.agent_cli, origin=None, rootdir=rootdir,
+                                  where="--agentsim-agent")
+        if s.config.agent:
+            try:
+                return resolve_target(s.config.agent, origin=s.config.agent_origin, rootdir=rootdir)
+            except ScenarioError as e:
+                raise ScenarioError(e.message, path=s.path, line=s.config.agent_line,
+                                    fix=e.fix) from None
+        if settings.agent_ini:
+            inifile = self.config.inipath
+            return resolve_target(settings.agent_ini, origin=inifile, rootdir=rootdir,
+                                  where="ini agentsim_agent")
+        try:
+            value = request.getfixturevalue("agentsim_agent")
+        except pytest.FixtureLookupError:
+            raise ScenarioError(
+                "no agent to run for this scenario", path=s.path, line=s.line,
+                fix="add `agentsim: {agent: 'my_agent:MyAgent'}` to the file, pass "
+                    "--agentsim-agent, set ini agentsim_agent, or define an `agentsim_agent` "
+                    "fixture in conftest.py",
+            ) from None
+        return resolve_target(value, origin=s.path, rootdir=rootdir, where="agentsim_agent fixture")

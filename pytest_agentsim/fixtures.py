@@ -1,0 +1,121 @@
+"""Fixtures: ``fake_llm``, ``fake_tts``, ``fake_stt``, the ``agentsim`` harness and
+``agentsim_scenario``.
+
+livekit is imported inside the fixtures, never at module import, so loading the plugin
+stays free for runs that do not use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import pytest_asyncio
+
+if TYPE_CHECKING:
+    from .fakes import FakeLLM, FakeSTT, FakeTTS
+    from .harness import AgentSim
+    from .loader import Scenario
+
+__all__ = ["agentsim", "agentsim_scenario", "fake_llm", "fake_stt", "fake_tts"]
+
+
+def _check_unused(request: pytest.FixtureRequest, name: str, fake: Any) -> None:
+    __tracebackhide__ = True
+    if request.node.get_closest_marker("agentsim_allow_unused") is not None:
+        return
+    unscripted = list(getattr(fake, "errors", ()))
+    if unscripted:
+        listing = "\n".join(f"  - {e}" for e in unscripted)
+        pytest.fail(f"{name}: the agent made model calls nothing was scripted for:\n{listing}",
+                    pytrace=False)
+    leftovers = fake.unused()
+    if leftovers:
+        listing = "\n".join(f"  - {x!r}" for x in leftovers)
+        pytest.fail(
+            f"{name}: {len(leftovers)} scripted answer(s) were never used:\n{listing}\n"
+            "(remove them, or mark the test @pytest.mark.agentsim_allow_unused)",
+            pytrace=False,
+        )
+
+
+@pytest.fixture
+def fake_llm(request: pytest.FixtureRequest) -> Iterator[FakeLLM]:
+    """A scripted fake LLM; answers not used by the end of the test fail it."""
+    from .fakes import FakeLLM
+
+    fake = FakeLLM()
+    yield fake
+    _check_unused(request, "fake_llm", fake)
+
+
+@pytest.fixture
+def fake_tts(request: pytest.FixtureRequest) -> Iterator[FakeTTS]:
+    """A fake TTS producing deterministic audio sized to the text."""
+    from .fakes import FakeTTS
+
+    fake = FakeTTS()
+    yield fake
+    _check_unused(request, "fake_tts", fake)
+
+
+@pytest.fixture
+def fake_stt(request: pytest.FixtureRequest) -> Iterator[FakeSTT]:
+    """A fake STT returning scripted transcripts."""
+    from .fakes import FakeSTT
+
+    fake = FakeSTT()
+    yield fake
+    _check_unused(request, "fake_stt", fake)
+
+
+@pytest_asyncio.fixture
+async def agentsim(
+    request: pytest.FixtureRequest, fake_llm: FakeLLM, fake_tts: FakeTTS, fake_stt: FakeSTT,
+) -> AsyncIterator[AgentSim]:
+    """The harness: ``await agentsim.start(agent)``, ``await agentsim.run("hi")``, then
+    assert on ``agentsim.spoken``, ``agentsim.timeline``, ``assert_spoken_before_close``…
+
+    Retry backoff costs no wall time (``--agentsim-real-timing`` restores it).
+    """
+    from .config import SETTINGS_KEY
+    from .fakes import no_backoff
+    from .harness import AgentSim
+
+    settings = request.config.stash[SETTINGS_KEY]
+    sim = AgentSim(llm=fake_llm, tts=fake_tts, stt=fake_stt, timeout=settings.timeout)
+    if settings.real_timing:
+        yield sim
+        await sim.aclose()
+        return
+    with no_backoff():
+        yield sim
+        await sim.aclose()
+
+
+@pytest.fixture
+def agentsim_scenario(request: pytest.FixtureRequest) -> Scenario:
+    """The scenario named by ``@pytest.mark.scenario("file.yaml", label=...)``."""
+    from .errors import ScenarioError
+    from .loader import load_scenario_file
+
+    marker = request.node.get_closest_marker("scenario")
+    if marker is None or not marker.args:
+        raise pytest.UsageError(
+            "agentsim_scenario needs @pytest.mark.scenario('scenarios.yaml', label='...')")
+    path = Path(str(marker.args[0]))
+    if not path.is_absolute():
+        path = Path(request.node.path).parent / path
+    label = marker.kwargs.get("label")
+    try:
+        loaded = load_scenario_file(path)
+        if label is None:
+            if len(loaded.scenarios) != 1:
+                raise ScenarioError("the file has several scenarios", path=path,
+                                    fix="pass label='...' to the scenario marker")
+            return loaded.scenarios[0]
+        return loaded.by_label(str(label))
+    except ScenarioError as e:
+        pytest.fail(str(e), pytrace=False)

@@ -1,0 +1,220 @@
+"""Normalized chat history: what a snapshot of a conversation should contain.
+
+``ChatContext.to_dict()`` is almost what a snapshot wants, except that every run mints new
+item ids (``item_<12 hex>``), real providers mint new tool ``call_id``/``group_id`` values, and
+timestamps and metrics change on every run. :func:`normalize_history` keeps everything that
+describes behaviour and replaces the unstable values by ordinal placeholders, in order of first
+appearance, so two runs of the same conversation produce equal histories and a snapshot diff
+shows only what the agent did differently.
+
+Rules (each one is a decision a snapshot reader relies on):
+
+* Item ids become ``item_1``, ``item_2``, ... in order of first appearance. Ids in LiveKit's
+  reserved ``lk.`` namespace (``lk.agent_task.instructions``, its ``.dynamic`` sibling) are
+  fixed by the framework and kept verbatim. Ids LiveKit derives from another id
+  (``<generation id>/fnc_<n>`` for the n-th tool call of one model response, and the
+  ``_running``/``_running_output`` placeholders of a running tool) keep their derived suffix,
+  so ``item_4/fnc_0`` and ``item_4/fnc_1`` still say "two calls from one response".
+  Any other id, including one chosen by user code, is replaced: the plugin cannot tell a
+  hand-picked stable id from a provider's random one.
+* ``call_id`` values become ``call_1``, ... and ``group_id`` values ``group_1``, ...; a
+  ``function_call`` and its ``function_call_output`` share the same placeholder, so the
+  call/output link survives normalization.
+* ``created_at`` and ``metrics`` are dropped; so is the deprecated ``hash`` field.
+* ``arguments`` of a function call is parsed when it is a JSON object and shown as a mapping,
+  because the same call serialized with different spacing or key order by two providers is the
+  same behaviour and a mapping diffs key by key. Anything else (malformed JSON, a JSON
+  non-object, ``NaN``) stays the raw string, so broken arguments from a model remain visible.
+  Tool ``output`` is never parsed: it is free text the model reads, and the exact text matters.
+* ``tools_added``/``tools_removed`` are sorted: LiveKit computes them with set differences, so
+  their order depends on string hashing (``PYTHONHASHSEED``) and would differ between processes.
+* Fields that only some livekit-agents releases emit are normalized so snapshots do not churn
+  on upgrade: ``reply_required`` (added after 1.6) is kept only when ``False``; empty ``extra``
+  mappings are omitted; a 1.6-style serialized ``Instructions`` without a text variant becomes
+  the plain string it stands for.
+* Everything else is kept verbatim: roles, content, tool names, outputs, ``is_error``,
+  ``interrupted`` (always present on messages), handoff ``old_agent_id``/``new_agent_id``,
+  ``transcript_confidence``, non-empty ``extra``, and fields a future release adds.
+* Keys come in a fixed order per item type (``type`` and ``id`` first), so printed histories
+  read the same way every time.
+
+Images and audio frames in message content are dropped (``to_dict`` drops them by default; a
+video frame has no stable serialized form).
+
+This module never imports pytest; livekit is imported only for type checking, because the
+engine may normalize histories (e.g. from the session protocol) without the full framework.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+if TYPE_CHECKING:
+    from livekit.agents.llm import ChatContext
+
+__all__ = ["History", "chat_context_items", "normalize_history", "normalize_items"]
+
+History: TypeAlias = list[dict[str, Any]]
+"""A normalized chat history: a plain ``list`` of plain ``dict`` items.
+
+A plain list (not a subclass) so that ``assert agentsim.history == snapshot`` serializes as
+``list([...])`` with syrupy's default amber extension whichever code path built it, and so
+``history == [...]`` comparisons with literals just work.
+"""
+
+# LiveKit's reserved, framework-fixed ids (generation.INSTRUCTIONS_MESSAGE_ID and
+# chat_context.DYNAMIC_INSTRUCTIONS_MESSAGE_ID). Stable by contract: "value must not change".
+_STABLE_ID_PREFIX = "lk."
+
+# Suffixes LiveKit appends to an existing id (voice/generation.py). The suffix is a
+# deterministic index within one model response, so it is kept; only the root is replaced.
+_DERIVED_ID = re.compile(r"^(?P<root>[^/]+)(?P<suffix>/fnc_\d+(?:_running(?:_output)?)?)$")
+
+# Fields dropped from every item: timings and deprecated content hashes change between runs.
+_DROPPED_FIELDS = frozenset({"created_at", "metrics", "hash"})
+
+# Canonical key order per item type; keys not listed follow, sorted.
+_KEY_ORDER: dict[str, tuple[str, ...]] = {
+    "message": ("type", "id", "role", "content", "interrupted", "transcript_confidence", "extra"),
+    "function_call": ("type", "id", "call_id", "group_id", "name", "arguments", "extra"),
+    "function_call_output": (
+        "type",
+        "id",
+        "call_id",
+        "name",
+        "output",
+        "is_error",
+        "reply_required",
+    ),
+    "agent_handoff": ("type", "id", "old_agent_id", "new_agent_id"),
+    "agent_config_update": ("type", "id", "instructions", "tools_added", "tools_removed"),
+}
+_DEFAULT_KEY_ORDER = ("type", "id")
+
+
+class _Ordinals:
+    """Maps unstable values to ``<prefix>_<n>`` in order of first appearance."""
+
+    def __init__(self, prefix: str) -> None:
+        self._prefix = prefix
+        self._seen: dict[str, str] = {}
+
+    def __call__(self, value: str) -> str:
+        placeholder = self._seen.get(value)
+        if placeholder is None:
+            placeholder = f"{self._prefix}_{len(self._seen) + 1}"
+            self._seen[value] = placeholder
+        return placeholder
+
+
+def chat_context_items(chat_ctx: ChatContext) -> list[dict[str, Any]]:
+    """``chat_ctx.to_dict(exclude_timestamp=True, exclude_metrics=True)["items"]``, portably.
+
+    Both keywords exist on every supported release (checked on 1.6.0 and 1.8.9); the signature
+    check keeps an older or reshaped ``to_dict`` working, since the dropped fields are removed
+    again during normalization anyway.
+    """
+    wanted = {"exclude_timestamp": True, "exclude_metrics": True}
+    params = inspect.signature(chat_ctx.to_dict).parameters
+    accepts_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    kwargs = {k: v for k, v in wanted.items() if accepts_kwargs or k in params}
+    items: list[dict[str, Any]] = chat_ctx.to_dict(**kwargs)["items"]
+    return items
+
+
+def normalize_history(chat_ctx: ChatContext) -> History:
+    """The chat history of ``chat_ctx`` with unstable values replaced (see module docs)."""
+    return normalize_items(chat_context_items(chat_ctx))
+
+
+def normalize_items(items: Iterable[Mapping[str, Any]]) -> History:
+    """Normalize already-serialized chat items (``ChatContext.to_dict()["items"]`` shape).
+
+    Separate from :func:`normalize_history` so histories that arrive as dicts (for example over
+    the session protocol) normalize identically.
+    """
+    item_ids = _Ordinals("item")
+    call_ids = _Ordinals("call")
+    group_ids = _Ordinals("group")
+    return [_normalize_item(item, item_ids, call_ids, group_ids) for item in items]
+
+
+def _normalize_item(
+    item: Mapping[str, Any],
+    item_ids: _Ordinals,
+    call_ids: _Ordinals,
+    group_ids: _Ordinals,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    item_type = item.get("type")
+    for key, value in item.items():
+        if key in _DROPPED_FIELDS:
+            continue
+        if key == "id" and isinstance(value, str):
+            out[key] = _normalize_id(value, item_ids)
+        elif key == "call_id" and isinstance(value, str):
+            out[key] = call_ids(value)
+        elif key == "group_id" and isinstance(value, str):
+            out[key] = group_ids(value)
+        elif key == "arguments" and item_type == "function_call" and isinstance(value, str):
+            out[key] = _parse_arguments(value)
+        elif key in ("tools_added", "tools_removed") and isinstance(value, list):
+            out[key] = sorted(value, key=str)
+        elif key == "extra" and value == {}:
+            continue  # always {} unless a provider or user put something there
+        elif key == "reply_required" and value is True:
+            continue  # the default, and absent before 1.8: omit so snapshots survive upgrades
+        elif key == "content" and isinstance(value, list):
+            out[key] = [_normalize_content(part) for part in value]
+        elif key == "instructions":
+            out[key] = _normalize_content(value)
+        else:
+            out[key] = value
+    return _ordered(out, _KEY_ORDER.get(str(item_type), _DEFAULT_KEY_ORDER))
+
+
+def _normalize_id(item_id: str, item_ids: _Ordinals) -> str:
+    if item_id.startswith(_STABLE_ID_PREFIX):
+        return item_id
+    derived = _DERIVED_ID.match(item_id)
+    if derived is not None:
+        return item_ids(derived["root"]) + derived["suffix"]
+    return item_ids(item_id)
+
+
+def _parse_arguments(raw: str) -> Any:
+    def reject_constant(name: str) -> Any:
+        # NaN/Infinity are not JSON; parsing them would also make the history unequal to itself.
+        raise ValueError(name)
+
+    try:
+        parsed = json.loads(raw, parse_constant=reject_constant)
+    except ValueError:
+        return raw
+    # Only objects are parsed: a JSON string "\"x\"" would otherwise look like raw text "x".
+    return parsed if isinstance(parsed, dict) else raw
+
+
+def _normalize_content(part: Any) -> Any:
+    # livekit-agents 1.6 serializes an ``Instructions`` (a str subclass there) as
+    # {"type": "instructions", "audio": ..., "text"?: ...}; later releases store the rendered
+    # string. Without a text variant both mean the same plain string, so show it as one.
+    if (
+        isinstance(part, dict)
+        and part.get("type") == "instructions"
+        and isinstance(part.get("audio"), str)
+        and part.get("text") is None
+        and set(part) <= {"type", "audio", "text"}
+    ):
+        return part["audio"]
+    return part
+
+
+def _ordered(item: dict[str, Any], order: tuple[str, ...]) -> dict[str, Any]:
+    known = [key for key in order if key in item]
+    rest = sorted(key for key in item if key not in order)
+    return {key: item[key] for key in (*known, *rest)}
