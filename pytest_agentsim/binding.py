@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from .loader import Scenario
 
-__all__ = ["AgentTarget", "resolve_target", "import_target"]
+__all__ = ["AgentTarget", "import_target", "resolve_target"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,16 +47,13 @@ class AgentTarget:
             )
         fn: Callable[..., Any] = self.obj
         try:
-            if self.kind == "factory" and _takes_argument(fn):
-                agent = fn(scenario)
-            else:
-                agent = fn()
+            agent = fn(scenario) if self.kind == "factory" and _takes_argument(fn) else fn()
         except TypeError as e:
             if self.kind == "agent" and "argument" in str(e):
                 raise ScenarioError(
                     f"cannot build {self.description}: {e}",
                     fix="give its __init__ defaults, or point agentsim.agent at a factory "
-                        "function `def make_agent(scenario) -> Agent`",
+                    "function `def make_agent(scenario) -> Agent`",
                 ) from None
             raise
         if not isinstance(agent, Agent):
@@ -72,17 +69,27 @@ def _takes_argument(fn: Callable[..., Any]) -> bool:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
         return False
-    return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
-               for p in params)
+    return any(
+        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params
+    )
 
 
-def resolve_target(spec: Any, *, origin: Path | None = None, rootdir: Path | None = None,
-                   where: str = "agentsim.agent") -> AgentTarget:
+def resolve_target(
+    spec: Any,
+    *,
+    origin: Path | None = None,
+    rootdir: Path | None = None,
+    where: str = "agentsim.agent",
+) -> AgentTarget:
     """Turn a spec (string, class, factory, server or module) into an :class:`AgentTarget`."""
     from livekit.agents import Agent
 
     description = spec if isinstance(spec, str) else getattr(spec, "__qualname__", repr(spec))
-    obj = import_target(spec, origin=origin, rootdir=rootdir, where=where) if isinstance(spec, str) else spec
+    obj = (
+        import_target(spec, origin=origin, rootdir=rootdir, where=where)
+        if isinstance(spec, str)
+        else spec
+    )
     server_cls = _agent_server_cls()
     if isinstance(obj, types.ModuleType):
         servers = [v for v in vars(obj).values() if server_cls and isinstance(v, server_cls)]
@@ -104,9 +111,11 @@ def resolve_target(spec: Any, *, origin: Path | None = None, rootdir: Path | Non
         )
     if callable(obj):
         return AgentTarget("factory", obj, str(description))
-    raise ScenarioError(f"{where}: {description} is {type(obj).__name__}, not an Agent class, "
-                        "factory or AgentServer",
-                        fix="name an Agent subclass, a factory function or an AgentServer")
+    raise ScenarioError(
+        f"{where}: {description} is {type(obj).__name__}, not an Agent class, "
+        "factory or AgentServer",
+        fix="name an Agent subclass, a factory function or an AgentServer",
+    )
 
 
 def _agent_server_cls() -> type | None:
@@ -122,8 +131,9 @@ def import_target(spec: str, *, origin: Path | None, rootdir: Path | None, where
     module_part, _, attr = spec.partition(":")
     module_part = module_part.strip()
     if not module_part:
-        raise ScenarioError(f"{where}: {spec!r} names no module",
-                            fix="write it as 'package.module:AgentClass'")
+        raise ScenarioError(
+            f"{where}: {spec!r} names no module", fix="write it as 'package.module:AgentClass'"
+        )
     module = _load_module(module_part, origin=origin, rootdir=rootdir, where=where)
     if not attr:
         return module
@@ -144,21 +154,27 @@ def import_target(spec: str, *, origin: Path | None, rootdir: Path | None, where
 
 
 def _candidate_files(module_part: str, origin: Path | None, rootdir: Path | None) -> list[Path]:
-    rel = Path(module_part) if module_part.endswith(".py") else Path(
-        *module_part.split(".")).with_suffix(".py")
+    rel = (
+        Path(module_part)
+        if module_part.endswith(".py")
+        else Path(*module_part.split(".")).with_suffix(".py")
+    )
     bases = [b for b in (origin.parent if origin else None, rootdir) if b is not None]
     return [b / rel for b in bases] + ([rel] if rel.is_absolute() else [])
 
 
-def _load_module(module_part: str, *, origin: Path | None, rootdir: Path | None,
-                 where: str) -> types.ModuleType:
+def _load_module(
+    module_part: str, *, origin: Path | None, rootdir: Path | None, where: str
+) -> types.ModuleType:
     for candidate in _candidate_files(module_part, origin, rootdir):
         if candidate.is_file():
             return _load_file(candidate.resolve(), where)
     if module_part.endswith(".py") or "/" in module_part:
-        raise ScenarioError(f"{where}: file {module_part!r} not found next to "
-                            f"{origin.name if origin else 'the scenario file'}",
-                            fix="give the path relative to the scenario file")
+        raise ScenarioError(
+            f"{where}: file {module_part!r} not found next to "
+            f"{origin.name if origin else 'the scenario file'}",
+            fix="give the path relative to the scenario file",
+        )
     try:
         return importlib.import_module(module_part)
     except ModuleNotFoundError as e:
@@ -166,7 +182,7 @@ def _load_module(module_part: str, *, origin: Path | None, rootdir: Path | None,
             raise ScenarioError(
                 f"{where}: cannot import {module_part!r} (no such module)",
                 fix="put the agent module next to the scenario file, or make it importable "
-                    "(pytest's `pythonpath` ini option)",
+                "(pytest's `pythonpath` ini option)",
             ) from None
         raise
 

@@ -8,6 +8,7 @@ the module-level :func:`run_scenario_item`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,9 +24,10 @@ if TYPE_CHECKING:
 
     from .runner import ScenarioRun
 
+
 __all__ = ["ScenarioItem", "ScenarioYamlFile", "run_scenario_item"]
 
-_RUN_KEY = pytest.StashKey["ScenarioRun"]()
+_RUN_KEY: pytest.StashKey[ScenarioRun] = pytest.StashKey()
 _TRANSCRIPT_KEY = pytest.StashKey[str]()
 
 
@@ -38,18 +40,17 @@ class ScenarioYamlFile(pytest.File):
         except ScenarioError as e:
             raise self.CollectError(str(relative_to_invocation(e, self.config))) from None
         for w in loaded.warnings:
-            warnings.warn_explicit(w.message, AgentsimWarning, filename=str(self.path),
-                                   lineno=w.line or 1)
+            warnings.warn_explicit(
+                w.message, AgentsimWarning, filename=str(self.path), lineno=w.line or 1
+            )
         return [ScenarioItem.from_scenario(self, s) for s in loaded.scenarios]
 
 
 def relative_to_invocation(err: ScenarioError, config: pytest.Config) -> ScenarioError:
     """Report paths as the user typed them (relative to where pytest was started)."""
     if err.path is not None:
-        try:
+        with contextlib.suppress(ValueError):
             err.path = err.path.resolve().relative_to(config.invocation_params.dir.resolve())
-        except ValueError:
-            pass
     return err
 
 
@@ -96,7 +97,8 @@ class ScenarioItem(pytest.Function):
         self.user_properties.append(("mode", mode))
         if s.config.faults:
             self.user_properties.append(
-                ("faults", ", ".join(f.fault.describe() for f in s.config.faults)))
+                ("faults", ", ".join(f.fault.describe() for f in s.config.faults))
+            )
 
     def transcript(self) -> str | None:
         return self.stash.get(_TRANSCRIPT_KEY, None)
@@ -131,14 +133,19 @@ class ScenarioItem(pytest.Function):
                 "which this version cannot run offline; add `agentsim: {turns: [...]}` to script it"
             )
         if s.config.process:
-            raise ScenarioError("process mode (agentsim.process) is not available in this version "
-                                "of pytest-agentsim", path=s.path, line=s.config.line,
-                                fix="remove `process: true` to run the agent in-process")
+            raise ScenarioError(
+                "process mode (agentsim.process) is not available in this version "
+                "of pytest-agentsim",
+                path=s.path,
+                line=s.config.line,
+                fix="remove `process: true` to run the agent in-process",
+            )
         target = self._target(request)
         run_settings = RunSettings(
             mode=settings.mode if settings.mode_from_cli else (s.config.mode or settings.mode),
-            timeout=settings.timeout if settings.timeout_from_cli else (
-                s.config.timeout or settings.timeout),
+            timeout=settings.timeout
+            if settings.timeout_from_cli
+            else (s.config.timeout or settings.timeout),
             allow_unused=bool(s.config.allow_unused)
             or self.get_closest_marker("agentsim_allow_unused") is not None,
             real_timing=settings.real_timing,
@@ -160,25 +167,30 @@ class ScenarioItem(pytest.Function):
         settings = self.config.stash[SETTINGS_KEY]
         rootdir = self.config.rootpath
         if settings.agent_cli:
-            return resolve_target(settings.agent_cli, origin=None, rootdir=rootdir,
-                                  where="--agentsim-agent")
+            return resolve_target(
+                settings.agent_cli, origin=None, rootdir=rootdir, where="--agentsim-agent"
+            )
         if s.config.agent:
             try:
                 return resolve_target(s.config.agent, origin=s.config.agent_origin, rootdir=rootdir)
             except ScenarioError as e:
-                raise ScenarioError(e.message, path=s.path, line=s.config.agent_line,
-                                    fix=e.fix) from None
+                raise ScenarioError(
+                    e.message, path=s.path, line=s.config.agent_line, fix=e.fix
+                ) from None
         if settings.agent_ini:
             inifile = self.config.inipath
-            return resolve_target(settings.agent_ini, origin=inifile, rootdir=rootdir,
-                                  where="ini agentsim_agent")
+            return resolve_target(
+                settings.agent_ini, origin=inifile, rootdir=rootdir, where="ini agentsim_agent"
+            )
         try:
             value = request.getfixturevalue("agentsim_agent")
         except pytest.FixtureLookupError:
             raise ScenarioError(
-                "no agent to run for this scenario", path=s.path, line=s.line,
+                "no agent to run for this scenario",
+                path=s.path,
+                line=s.line,
                 fix="add `agentsim: {agent: 'my_agent:MyAgent'}` to the file, pass "
-                    "--agentsim-agent, set ini agentsim_agent, or define an `agentsim_agent` "
-                    "fixture in conftest.py",
+                "--agentsim-agent, set ini agentsim_agent, or define an `agentsim_agent` "
+                "fixture in conftest.py",
             ) from None
         return resolve_target(value, origin=s.path, rootdir=rootdir, where="agentsim_agent fixture")

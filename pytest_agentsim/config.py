@@ -38,7 +38,8 @@ class Settings:
             timeout = float(raw_timeout)
         except (TypeError, ValueError):
             raise pytest.UsageError(
-                f"agentsim_timeout must be a number of seconds, got {raw_timeout!r}") from None
+                f"agentsim_timeout must be a number of seconds, got {raw_timeout!r}"
+            ) from None
         if timeout <= 0:
             raise pytest.UsageError(f"agentsim timeout must be positive, got {timeout:g}")
         return cls(

@@ -17,7 +17,11 @@ class ScenarioError(Exception):
     """A problem with a scenario file, or with a scenario's script, at ``path:line``."""
 
     def __init__(
-        self, message: str, *, path: Path | str | None = None, line: int | None = None,
+        self,
+        message: str,
+        *,
+        path: Path | str | None = None,
+        line: int | None = None,
         fix: str | None = None,
     ) -> None:
         super().__init__(message)

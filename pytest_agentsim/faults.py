@@ -9,23 +9,23 @@ says which calls of a resource it hits. This module never imports pytest.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Generic, Literal, TypeVar
 
 __all__ = [
     "CREDIT_CATEGORIES",
-    "RATE_CATEGORIES",
     "FAULT_NAMES",
-    "Fault",
+    "RATE_CATEGORIES",
     "CallScript",
+    "Fault",
     "ScriptExhausted",
+    "connection_error",
+    "disconnect_mid_stream",
     "quota_exceeded",
     "rate_limited",
     "server_error",
-    "timeout",
-    "connection_error",
-    "disconnect_mid_stream",
     "terminal",
+    "timeout",
 ]
 
 Resource = Literal["llm", "stt", "tts"]
@@ -35,10 +35,10 @@ CREDIT_CATEGORIES = ("MaxGatewayCredits", "MaxBargeInRequests", "MaxEotRequests"
 RATE_CATEGORIES = ("MaxConcurrentGatewayLLMRpm", "MaxConcurrentGatewayLLMTpm")
 
 _QUOTA_HINTS = {
-    "MaxGatewayCredits": "LiveKit Inference credits are exhausted; upgrade your plan or add credits.",
+    "MaxGatewayCredits": "LiveKit Inference credits are exhausted; add credits or upgrade.",
     "MaxBargeInRequests": "The barge-in request quota is exhausted; upgrade your plan.",
     "MaxEotRequests": "The end-of-turn request quota is exhausted; upgrade your plan.",
-    "MaxConcurrentGatewayLLMRpm": "Too many LLM requests per minute; slow down or raise your limit.",
+    "MaxConcurrentGatewayLLMRpm": "Too many LLM requests per minute; slow down or raise it.",
     "MaxConcurrentGatewayLLMTpm": "Too many LLM tokens per minute; slow down or raise your limit.",
 }
 
@@ -107,12 +107,16 @@ class Fault:
         elif self.kind == "quota_exceeded" and hasattr(exc, "InferenceQuotaExceededError"):
             typed = exc.InferenceQuotaExceededError
             err = typed(
-                self.message, status_code=self.status or 429, body=dict(self.body or {}),
+                self.message,
+                status_code=self.status or 429,
+                body=dict(self.body or {}),
                 retryable=self.retryable,
             )
         elif self.status is not None:
             err = exc.APIStatusError(
-                self.message, status_code=self.status, body=dict(self.body) if self.body else None,
+                self.message,
+                status_code=self.status,
+                body=dict(self.body) if self.body else None,
                 retryable=self.retryable,
             )
         else:
@@ -201,7 +205,8 @@ class CallScript(Generic[T]):
         as used; scheduled faults whose calls never came are unused)."""
         fired_ids = {id(f) for _, f in self.fired}
         out: list[T | Fault] = [
-            q for q in self._queue
+            q
+            for q in self._queue
             if not (isinstance(q, Fault) and q.times is None and id(q) in fired_ids)
         ]
         out.extend(f for f in self._scheduled if id(f) not in fired_ids)
@@ -216,8 +221,9 @@ class CallScript(Generic[T]):
 # -- constructors (also the names YAML `fault:` accepts) ------------------------------
 
 
-def _quota(category: str, quota_type: str, hint: str | None, remaining_limit: str,
-           message: str | None) -> Fault:
+def _quota(
+    category: str, quota_type: str, hint: str | None, remaining_limit: str, message: str | None
+) -> Fault:
     terminal_ = category not in RATE_CATEGORIES
     dim = {"llm": "Credits", "stt": "Credits", "tts": "Credits"}.get(quota_type, "Credits")
     if category.endswith("Rpm"):
@@ -244,7 +250,10 @@ def _quota(category: str, quota_type: str, hint: str | None, remaining_limit: st
     # retrying could ever help, which is what the proposed upstream API exposes.
     return Fault(
         kind="quota_exceeded" if terminal_ else "rate_limited",
-        message=error, status=429, body=body, headers=headers,
+        message=error,
+        status=429,
+        body=body,
+        headers=headers,
         retryable=not terminal_ if _has_terminal_api() else True,
         terminal=terminal_,
         # credits do not come back within a conversation: fail every later call unless
@@ -261,9 +270,13 @@ def _has_terminal_api() -> bool:
     return hasattr(exc, "InferenceQuotaExceededError") or hasattr(exc.APIError, "terminal")
 
 
-def quota_exceeded(category: str = "MaxGatewayCredits", quota_type: str = "llm",
-                   hint: str | None = None, remaining_limit: str = "0",
-                   message: str | None = None) -> Fault:
+def quota_exceeded(
+    category: str = "MaxGatewayCredits",
+    quota_type: str = "llm",
+    hint: str | None = None,
+    remaining_limit: str = "0",
+    message: str | None = None,
+) -> Fault:
     """The gateway's HTTP 429 ``inference_quota_exceeded`` answer."""
     if category not in CREDIT_CATEGORIES + RATE_CATEGORIES:
         raise ValueError(
@@ -273,9 +286,13 @@ def quota_exceeded(category: str = "MaxGatewayCredits", quota_type: str = "llm",
     return _quota(category, quota_type, hint, remaining_limit, message)
 
 
-def rate_limited(category: str = "MaxConcurrentGatewayLLMRpm", quota_type: str = "llm",
-                 hint: str | None = None, remaining_limit: str = "0",
-                 message: str | None = None) -> Fault:
+def rate_limited(
+    category: str = "MaxConcurrentGatewayLLMRpm",
+    quota_type: str = "llm",
+    hint: str | None = None,
+    remaining_limit: str = "0",
+    message: str | None = None,
+) -> Fault:
     """A retryable 429 from the gateway's rate limiter."""
     if category not in RATE_CATEGORIES:
         raise ValueError(f"rate_limited category must be one of {', '.join(RATE_CATEGORIES)}")
@@ -286,8 +303,12 @@ def server_error(status: int = 503, message: str | None = None) -> Fault:
     if not 500 <= status <= 599:
         raise ValueError(f"server_error status must be 5xx, got {status}")
     msg = message or f"server error {status}"
-    return Fault(kind="server_error", message=msg, status=status,
-                 body={"error": {"message": msg, "type": "server_error"}})
+    return Fault(
+        kind="server_error",
+        message=msg,
+        status=status,
+        body={"error": {"message": msg, "type": "server_error"}},
+    )
 
 
 def timeout(message: str = "Request timed out.") -> Fault:
@@ -298,7 +319,9 @@ def connection_error(message: str = "Connection error.") -> Fault:
     return Fault(kind="connection_error", message=message)
 
 
-def disconnect_mid_stream(after_chunks: int = 1, message: str = "Connection dropped mid-stream.") -> Fault:
+def disconnect_mid_stream(
+    after_chunks: int = 1, message: str = "Connection dropped mid-stream."
+) -> Fault:
     """The stream starts, delivers ``after_chunks`` chunks, then the connection drops.
 
     Once output has reached the user, the client does not retry (livekit marks the
@@ -306,8 +329,12 @@ def disconnect_mid_stream(after_chunks: int = 1, message: str = "Connection drop
     """
     if after_chunks < 0:
         raise ValueError("after_chunks must be >= 0")
-    return Fault(kind="disconnect_mid_stream", message=message, after_chunks=after_chunks,
-                 retryable=after_chunks == 0)
+    return Fault(
+        kind="disconnect_mid_stream",
+        message=message,
+        after_chunks=after_chunks,
+        retryable=after_chunks == 0,
+    )
 
 
 def terminal(message: str = "terminal error") -> Fault:
@@ -315,7 +342,7 @@ def terminal(message: str = "terminal error") -> Fault:
     return Fault(kind="terminal", message=message, status=None, retryable=False, terminal=True)
 
 
-FAULT_NAMES = {
+FAULT_NAMES: dict[str, Callable[..., Fault]] = {
     "quota_exceeded": quota_exceeded,
     "rate_limited": rate_limited,
     "server_error": server_error,

@@ -29,8 +29,10 @@ def _check_unused(request: pytest.FixtureRequest, name: str, fake: Any) -> None:
     unscripted = list(getattr(fake, "errors", ()))
     if unscripted:
         listing = "\n".join(f"  - {e}" for e in unscripted)
-        pytest.fail(f"{name}: the agent made model calls nothing was scripted for:\n{listing}",
-                    pytrace=False)
+        pytest.fail(
+            f"{name}: the agent made model calls nothing was scripted for:\n{listing}",
+            pytrace=False,
+        )
     leftovers = fake.unused()
     if leftovers:
         listing = "\n".join(f"  - {x!r}" for x in leftovers)
@@ -73,7 +75,10 @@ def fake_stt(request: pytest.FixtureRequest) -> Iterator[FakeSTT]:
 
 @pytest_asyncio.fixture
 async def agentsim(
-    request: pytest.FixtureRequest, fake_llm: FakeLLM, fake_tts: FakeTTS, fake_stt: FakeSTT,
+    request: pytest.FixtureRequest,
+    fake_llm: FakeLLM,
+    fake_tts: FakeTTS,
+    fake_stt: FakeSTT,
 ) -> AsyncIterator[AgentSim]:
     """The harness: ``await agentsim.start(agent)``, ``await agentsim.run("hi")``, then
     assert on ``agentsim.spoken``, ``agentsim.timeline``, ``assert_spoken_before_close``…
@@ -104,7 +109,8 @@ def agentsim_scenario(request: pytest.FixtureRequest) -> Scenario:
     marker = request.node.get_closest_marker("scenario")
     if marker is None or not marker.args:
         raise pytest.UsageError(
-            "agentsim_scenario needs @pytest.mark.scenario('scenarios.yaml', label='...')")
+            "agentsim_scenario needs @pytest.mark.scenario('scenarios.yaml', label='...')"
+        )
     path = Path(str(marker.args[0]))
     if not path.is_absolute():
         path = Path(request.node.path).parent / path
@@ -113,8 +119,11 @@ def agentsim_scenario(request: pytest.FixtureRequest) -> Scenario:
         loaded = load_scenario_file(path)
         if label is None:
             if len(loaded.scenarios) != 1:
-                raise ScenarioError("the file has several scenarios", path=path,
-                                    fix="pass label='...' to the scenario marker")
+                raise ScenarioError(
+                    "the file has several scenarios",
+                    path=path,
+                    fix="pass label='...' to the scenario marker",
+                )
             return loaded.scenarios[0]
         return loaded.by_label(str(label))
     except ScenarioError as e:

@@ -63,8 +63,12 @@ class AgentSim:
     """
 
     def __init__(
-        self, *, llm: FakeLLM | None = None, tts: FakeTTS | None = None,
-        stt: FakeSTT | None = None, timeout: float = 30.0,
+        self,
+        *,
+        llm: FakeLLM | None = None,
+        tts: FakeTTS | None = None,
+        stt: FakeSTT | None = None,
+        timeout: float = 30.0,
     ) -> None:
         self.fake_llm = llm if llm is not None else FakeLLM()
         self.fake_tts = tts if tts is not None else FakeTTS()
@@ -77,7 +81,7 @@ class AgentSim:
         self.close_event: Any | None = None
         self.mode: Mode = "text"
         self.turn = 0
-        self._session: AgentSession | None = None
+        self._session: AgentSession[Any] | None = None
         self._outputs: Any = None
         self._closed = asyncio.Event()
         self._close_index: int | None = None
@@ -87,7 +91,7 @@ class AgentSim:
 
     # ------------------------------------------------------------------ lifecycle
     @property
-    def session(self) -> AgentSession:
+    def session(self) -> AgentSession[Any]:
         if self._session is None:
             raise RuntimeError("no session yet: call `await agentsim.start(agent)` first")
         return self._session
@@ -96,7 +100,9 @@ class AgentSim:
     def started(self) -> bool:
         return self._session is not None
 
-    async def start(self, agent: Agent, *, mode: Mode = "text", **session_kwargs: Any) -> AgentSession:
+    async def start(
+        self, agent: Agent, *, mode: Mode = "text", **session_kwargs: Any
+    ) -> AgentSession[Any]:
         """Build an ``AgentSession`` on the fakes and start ``agent`` in it (no room)."""
         if self._session is not None:
             raise RuntimeError("agentsim.start() was already called in this test")
@@ -112,7 +118,7 @@ class AgentSim:
         await session.start(agent)
         return session
 
-    def _attach(self, session: AgentSession) -> None:
+    def _attach(self, session: AgentSession[Any]) -> None:
         """Record everything a session does; call before ``session.start()``."""
         self._session = session
         self._outputs = attach_outputs(session, audio=self.mode == "audio")
@@ -173,7 +179,9 @@ class AgentSim:
         await self._bounded(handle.wait_for_playout(), f"session.say({text!r}) never finished")
         await self.settle()
 
-    async def generate_reply(self, instructions: str | None = None, **kwargs: Any) -> RunResult[Any] | None:
+    async def generate_reply(
+        self, instructions: str | None = None, **kwargs: Any
+    ) -> RunResult[Any] | None:
         """Agent-initiated reply (``session.generate_reply``), awaited until played out."""
         self.turn += 1
         if instructions:
@@ -217,15 +225,25 @@ class AgentSim:
 
     # ------------------------------------------------------------------ record
     def _note(self, kind: str, text: str, *, failed: bool = False, **detail: Any) -> TimelineEntry:
-        entry = TimelineEntry(kind=kind, text=text, detail=detail, failed=failed,
-                              yaml_line=self._current_line, turn=self.turn)
+        entry = TimelineEntry(
+            kind=kind,
+            text=text,
+            detail=detail,
+            failed=failed,
+            yaml_line=self._current_line,
+            turn=self.turn,
+        )
         self.timeline.append(entry)
         return entry
 
     def _on_fake_event(self, ev: FakeEvent) -> None:
         if ev.kind == "fault" and ev.fault is not None:
-            self._note("fault", f"{ev.resource} call {ev.call}: {ev.fault.describe()}",
-                       resource=ev.resource, fault=ev.fault.kind)
+            self._note(
+                "fault",
+                f"{ev.resource} call {ev.call}: {ev.fault.describe()}",
+                resource=ev.resource,
+                fault=ev.fault.kind,
+            )
         elif ev.kind == "unscripted":
             self._note("error", f"{ev.resource} call {ev.call}: {ev.detail}", resource=ev.resource)
 
@@ -237,22 +255,36 @@ class AgentSim:
             extra = " (interrupted)" if getattr(item, "interrupted", False) else ""
             self._note("agent", text + extra, role="assistant", content=text)
         elif itype == "agent_handoff":
-            self._note("handoff", f"{item.old_agent_id or '(start)'} -> {item.new_agent_id}",
-                       new_agent=item.new_agent_id)
+            self._note(
+                "handoff",
+                f"{item.old_agent_id or '(start)'} -> {item.new_agent_id}",
+                new_agent=item.new_agent_id,
+            )
 
     def _on_tools(self, ev: Any) -> None:
         for call, out in zip(ev.function_calls, ev.function_call_outputs, strict=False):
-            self._note("tool_call", f"{call.name}({call.arguments})", name=call.name,
-                       arguments=call.arguments)
+            self._note(
+                "tool_call",
+                f"{call.name}({call.arguments})",
+                name=call.name,
+                arguments=call.arguments,
+            )
             if out is not None:
                 flag = " [error]" if out.is_error else ""
-                self._note("tool_output", f"{call.name} -> {out.output}{flag}", name=call.name,
-                           output=out.output, is_error=out.is_error)
+                self._note(
+                    "tool_output",
+                    f"{call.name} -> {out.output}{flag}",
+                    name=call.name,
+                    output=out.output,
+                    is_error=out.is_error,
+                )
 
     def _on_error(self, ev: Any) -> None:
         self.errors.append(ev)
         recoverable = getattr(ev.error, "recoverable", None)
-        suffix = "" if recoverable is None else (" [recoverable]" if recoverable else " [unrecoverable]")
+        suffix = (
+            "" if recoverable is None else (" [recoverable]" if recoverable else " [unrecoverable]")
+        )
         self._note("error", describe_error(ev.error) + suffix)
 
     def _on_close(self, ev: Any) -> None:
@@ -265,8 +297,12 @@ class AgentSim:
 
     def _on_spoken(self, item: Spoken) -> None:
         flag = " (interrupted)" if item.interrupted else ""
-        self._note("spoken", f"[{item.source}] {item.text}{flag}", source=item.source,
-                   index=len(self.spoken) - 1)
+        self._note(
+            "spoken",
+            f"[{item.source}] {item.text}{flag}",
+            source=item.source,
+            index=len(self.spoken) - 1,
+        )
 
     # ------------------------------------------------------------------ reading
     @property
@@ -293,7 +329,11 @@ class AgentSim:
         return AgentSimAssertionError(f"{message}\n\nTranscript:\n{self.transcript()}")
 
     def find_spoken(
-        self, pattern: str | None = None, *, regex: str | None = None, source: str | None = None,
+        self,
+        pattern: str | None = None,
+        *,
+        regex: str | None = None,
+        source: str | None = None,
         before: int | None = None,
     ) -> list[int]:
         """Timeline indexes of spoken entries matching (substring is case-insensitive)."""
@@ -312,7 +352,11 @@ class AgentSim:
         return hits
 
     def assert_spoken(
-        self, pattern: str | None = None, *, regex: str | None = None, source: str | None = None,
+        self,
+        pattern: str | None = None,
+        *,
+        regex: str | None = None,
+        source: str | None = None,
         count: int | None = None,
     ) -> None:
         """Something matching reached the user (``count=``: exactly that many times)."""
@@ -320,8 +364,9 @@ class AgentSim:
         hits = self.find_spoken(pattern, regex=regex, source=source)
         what = _what(pattern, regex, source)
         if count is not None and len(hits) != count:
-            raise self._fail(f"expected {what} to be spoken {count} time(s), it was spoken "
-                             f"{len(hits)} time(s)")
+            raise self._fail(
+                f"expected {what} to be spoken {count} time(s), it was spoken {len(hits)} time(s)"
+            )
         if not hits:
             raise self._fail(f"expected {what} to be spoken, but it never reached the user")
 
@@ -331,7 +376,11 @@ class AgentSim:
             raise self._fail(f"{_what(pattern, regex, None)} was spoken but must not be")
 
     def assert_spoken_before_close(
-        self, pattern: str | None = None, *, regex: str | None = None, source: str | None = None,
+        self,
+        pattern: str | None = None,
+        *,
+        regex: str | None = None,
+        source: str | None = None,
     ) -> None:
         """The fallback check: the session closed, and the match was spoken before it did."""
         __tracebackhide__ = True
@@ -339,17 +388,21 @@ class AgentSim:
         if self.close_event is None or self._close_index is None:
             hits = self.find_spoken(pattern, regex=regex, source=source)
             state = "it was spoken" if hits else "it was never spoken either"
-            raise self._fail(f"expected {what} to be spoken before the session closed, but the "
-                             f"session never closed ({state})")
+            raise self._fail(
+                f"expected {what} to be spoken before the session closed, but the "
+                f"session never closed ({state})"
+            )
         before = self.find_spoken(pattern, regex=regex, source=source, before=self._close_index)
         if before:
             return
         after = self.find_spoken(pattern, regex=regex, source=source)
         if after:
-            raise self._fail(f"{what} was spoken only after the session closed: the user never "
-                             "heard it")
-        raise self._fail(f"the agent went silent: {what} was never spoken before the session "
-                         "closed")
+            raise self._fail(
+                f"{what} was spoken only after the session closed: the user never heard it"
+            )
+        raise self._fail(
+            f"the agent went silent: {what} was never spoken before the session closed"
+        )
 
     def assert_closed(self, reason: str | None = None) -> None:
         __tracebackhide__ = True
@@ -357,8 +410,10 @@ class AgentSim:
             raise self._fail("expected the session to close, but it is still open")
         actual = str(getattr(self.close_event.reason, "value", self.close_event.reason))
         if reason is not None and actual != reason:
-            raise self._fail(f"expected the session to close with reason={reason!r}, it closed "
-                             f"with reason={actual!r}")
+            raise self._fail(
+                f"expected the session to close with reason={reason!r}, it closed "
+                f"with reason={actual!r}"
+            )
 
     def assert_not_closed(self) -> None:
         __tracebackhide__ = True

@@ -24,10 +24,18 @@ from .yamlv3 import YamlError, compose, scalar_text, userdata_json
 if TYPE_CHECKING:
     from livekit.protocol.agent_simulation import Scenario as ScenarioProto
 
-__all__ = ["Scenario", "ScenarioFile", "load_scenario_file", "MAX_FILE_BYTES"]
+__all__ = ["MAX_FILE_BYTES", "Scenario", "ScenarioFile", "load_scenario_file"]
 
 FILE_KEYS = ("name", "id", "scenarios", "agentsim")
-SCENARIO_KEYS = ("id", "label", "instructions", "agent_expectations", "tags", "userdata", "agentsim")
+SCENARIO_KEYS = (
+    "id",
+    "label",
+    "instructions",
+    "agent_expectations",
+    "tags",
+    "userdata",
+    "agentsim",
+)
 # Real files are a few hundred KiB at most; refuse anything that would stall collection.
 MAX_FILE_BYTES = 16 * 1024 * 1024
 
@@ -72,8 +80,11 @@ class Scenario:
         from livekit.protocol.agent_simulation import Scenario as ScenarioProto
 
         return ScenarioProto(
-            id=self.id, label=self.label, instructions=self.instructions,
-            agent_expectations=self.agent_expectations, tags=dict(self.tags),
+            id=self.id,
+            label=self.label,
+            instructions=self.instructions,
+            agent_expectations=self.agent_expectations,
+            tags=dict(self.tags),
             userdata=self.userdata_json,
         )
 
@@ -95,8 +106,9 @@ class ScenarioFile:
             if label in (s.label, s.name, s.id):
                 return s
         labels = ", ".join(repr(s.label) for s in self.scenarios)
-        raise ScenarioError(f"no scenario labelled {label!r}", path=self.path,
-                            fix=f"pick one of: {labels}")
+        raise ScenarioError(
+            f"no scenario labelled {label!r}", path=self.path, fix=f"pick one of: {labels}"
+        )
 
 
 def _err(path: Path, node: yaml.Node | None, message: str, fix: str | None = None) -> ScenarioError:
@@ -110,13 +122,17 @@ def _text(path: Path, node: yaml.Node, what: str) -> str:
         raise _err(path, node, e.message, e.fix) from None
 
 
-def _typo_warning(key: str, known: tuple[str, ...], where: str, line: int | None) -> FileWarning | None:
+def _typo_warning(
+    key: str, known: tuple[str, ...], where: str, line: int | None
+) -> FileWarning | None:
     guess = did_you_mean(key, known)
     if guess is None:
         return None
     return FileWarning(
         f"unknown key {key!r} in {where} is ignored (as lk agent simulate ignores it); "
-        f"did you mean {guess!r}?", line)
+        f"did you mean {guess!r}?",
+        line,
+    )
 
 
 def load_scenario_file(path: str | Path) -> ScenarioFile:
@@ -125,8 +141,11 @@ def load_scenario_file(path: str | Path) -> ScenarioFile:
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise ScenarioError(f"file is {size} bytes, over the {MAX_FILE_BYTES} byte limit",
-                                path=path, fix="split it into several scenario files")
+            raise ScenarioError(
+                f"file is {size} bytes, over the {MAX_FILE_BYTES} byte limit",
+                path=path,
+                fix="split it into several scenario files",
+            )
         data = path.read_bytes()
     except OSError as e:
         raise ScenarioError(f"cannot read file: {e.strerror or e}", path=path) from None
@@ -140,8 +159,12 @@ def load_scenario_file(path: str | Path) -> ScenarioFile:
 def _load(path: Path, root: yaml.Node) -> ScenarioFile:
     example = "name: My agent\nscenarios:\n  - label: ...\n    instructions: ..."
     if not isinstance(root, yaml.MappingNode):
-        raise _err(path, root, "a scenario file must be a mapping with `name` and `scenarios`",
-                   f"start the file like:\n{example}")
+        raise _err(
+            path,
+            root,
+            "a scenario file must be a mapping with `name` and `scenarios`",
+            f"start the file like:\n{example}",
+        )
     warnings: list[FileWarning] = []
     top: dict[str, yaml.Node] = {}
     for k, v in mapping_pairs(root):
@@ -151,18 +174,34 @@ def _load(path: Path, root: yaml.Node) -> ScenarioFile:
             warnings.append(w)
     name = _text(path, top["name"], "name") if "name" in top else ""
     file_id = _text(path, top["id"], "id") if "id" in top else ""
-    file_cfg = (parse_agentsim_block(top["agentsim"], path, level="file")
-                if "agentsim" in top else AgentsimConfig())
+    file_cfg = (
+        parse_agentsim_block(top["agentsim"], path, level="file")
+        if "agentsim" in top
+        else AgentsimConfig()
+    )
     if "scenarios" not in top:
-        raise _err(path, root, "the file has no `scenarios` list",
-                   "add `scenarios:` with at least one `- label: ...` entry")
+        raise _err(
+            path,
+            root,
+            "the file has no `scenarios` list",
+            "add `scenarios:` with at least one `- label: ...` entry",
+        )
     snode = top["scenarios"]
     if not isinstance(snode, yaml.SequenceNode):
-        raise _err(path, snode, "`scenarios` must be a list of scenarios",
-                   "write each scenario as a `- label: ...` item")
+        raise _err(
+            path,
+            snode,
+            "`scenarios` must be a list of scenarios",
+            "write each scenario as a `- label: ...` item",
+        )
     if not snode.value:
-        raise _err(path, snode, "`scenarios` is empty (lk agent simulate would upload your "
-                   "source instead of running scenarios)", "add at least one scenario")
+        raise _err(
+            path,
+            snode,
+            "`scenarios` is empty (lk agent simulate would upload your "
+            "source instead of running scenarios)",
+            "add at least one scenario",
+        )
 
     scenarios: list[Scenario] = []
     seen: dict[str, int] = {}
@@ -172,57 +211,88 @@ def _load(path: Path, root: yaml.Node) -> ScenarioFile:
         if base in seen:
             seen[base] += 1
             sc.name = f"{base}#{seen[base]}"
-            warnings.append(FileWarning(
-                f"scenario label {base!r} is used more than once; this one runs as "
-                f"{sc.name!r} (give it a unique `id` or label to keep ids stable)", sc.line))
+            warnings.append(
+                FileWarning(
+                    f"scenario label {base!r} is used more than once; this one runs as "
+                    f"{sc.name!r} (give it a unique `id` or label to keep ids stable)",
+                    sc.line,
+                )
+            )
         else:
             seen[base] = 1
         scenarios.append(sc)
-    return ScenarioFile(path=path, name=name, id=file_id, scenarios=scenarios, config=file_cfg,
-                        warnings=warnings)
+    return ScenarioFile(
+        path=path, name=name, id=file_id, scenarios=scenarios, config=file_cfg, warnings=warnings
+    )
 
 
-def _scenario(path: Path, index: int, node: yaml.Node, file_cfg: AgentsimConfig,
-              warnings: list[FileWarning]) -> Scenario:
+def _scenario(
+    path: Path, index: int, node: yaml.Node, file_cfg: AgentsimConfig, warnings: list[FileWarning]
+) -> Scenario:
     if not isinstance(node, yaml.MappingNode):
-        raise _err(path, node, f"scenario {index + 1} must be a mapping",
-                   "write it as `- label: ...` with instructions and agent_expectations")
+        raise _err(
+            path,
+            node,
+            f"scenario {index + 1} must be a mapping",
+            "write it as `- label: ...` with instructions and agent_expectations",
+        )
     keys: dict[str, yaml.Node] = {}
     for k, v in mapping_pairs(node):
         if k.value in SCENARIO_KEYS:
             keys[k.value] = v
-        elif (w := _typo_warning(k.value, SCENARIO_KEYS, f"scenario {index + 1}",
-                                 line_of(k))) is not None:
+        elif (
+            w := _typo_warning(k.value, SCENARIO_KEYS, f"scenario {index + 1}", line_of(k))
+        ) is not None:
             warnings.append(w)
-    fields = {f: _text(path, keys[f], f) if f in keys else ""
-              for f in ("id", "label", "instructions", "agent_expectations")}
+    fields = {
+        f: _text(path, keys[f], f) if f in keys else ""
+        for f in ("id", "label", "instructions", "agent_expectations")
+    }
     tags: dict[str, str] = {}
     if "tags" in keys:
         tnode = keys["tags"]
         if isinstance(tnode, yaml.MappingNode):
             for k, v in mapping_pairs(tnode):
                 tags[_text(path, k, "a tag name")] = _text(path, v, f"tag {k.value!r}")
-        elif not (isinstance(tnode, yaml.ScalarNode) and tnode.style is None
-                  and tnode.value in ("", "~", "null", "Null", "NULL")):
-            raise _err(path, tnode, "`tags` must be a mapping of names to values",
-                       "e.g. tags: {feature: booking}")
+        elif not (
+            isinstance(tnode, yaml.ScalarNode)
+            and tnode.style is None
+            and tnode.value in ("", "~", "null", "Null", "NULL")
+        ):
+            raise _err(
+                path,
+                tnode,
+                "`tags` must be a mapping of names to values",
+                "e.g. tags: {feature: booking}",
+            )
     try:
         ud = userdata_json(keys.get("userdata"))
     except YamlError as e:
         raise ScenarioError(e.message, path=path, line=e.line, fix=e.fix) from None
     cfg = file_cfg
     if "agentsim" in keys:
-        cfg = merge_configs(file_cfg, parse_agentsim_block(keys["agentsim"], path, level="scenario"))
+        cfg = merge_configs(
+            file_cfg, parse_agentsim_block(keys["agentsim"], path, level="scenario")
+        )
     label = fields["label"]
     name = fields["id"] or label
     if not name.strip():
         name = f"scenario-{index + 1}"
-        warnings.append(FileWarning(f"scenario {index + 1} has no label; it runs as {name!r}",
-                                    line_of(node)))
+        warnings.append(
+            FileWarning(f"scenario {index + 1} has no label; it runs as {name!r}", line_of(node))
+        )
     # `::` separates pytest node id parts; keep ids parseable
     name = name.replace("::", ": :")
     return Scenario(
-        path=path, index=index, line=line_of(node) or 1, label=label, id=fields["id"],
-        instructions=fields["instructions"], agent_expectations=fields["agent_expectations"],
-        tags=tags, userdata_json=ud, config=cfg, name=name,
+        path=path,
+        index=index,
+        line=line_of(node) or 1,
+        label=label,
+        id=fields["id"],
+        instructions=fields["instructions"],
+        agent_expectations=fields["agent_expectations"],
+        tags=tags,
+        userdata_json=ud,
+        config=cfg,
+        name=name,
     )

@@ -33,35 +33,75 @@ __all__ = [
 ]
 
 DEFAULT_PATTERNS = [
-    "scenarios.yaml", "scenarios*.yaml", "*.scenarios.yaml",
-    "scenarios.yml", "scenarios*.yml", "*.scenarios.yml",
+    "scenarios.yaml",
+    "scenarios*.yaml",
+    "*.scenarios.yaml",
+    "scenarios.yml",
+    "scenarios*.yml",
+    "*.scenarios.yml",
 ]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("agentsim", "LiveKit agent scenarios (pytest-agentsim)")
-    group.addoption("--agentsim", action="store_true", default=None,
-                    help="collect scenarios.yaml files as tests (ini: agentsim = true).")
-    group.addoption("--agentsim-agent", default=None, metavar="MODULE:ATTR",
-                    help="agent to run for every scenario: an Agent subclass, a factory "
-                         "(scenario) -> Agent, or an AgentServer. Overrides the YAML and ini.")
-    group.addoption("--agentsim-mode", default=None, choices=("text", "audio"),
-                    help="run scenarios in text (default) or audio mode (ini: agentsim_mode).")
-    group.addoption("--agentsim-timeout", default=None, type=float, metavar="SECONDS",
-                    help="per-scenario timeout (default 30; ini: agentsim_timeout).")
-    group.addoption("--agentsim-real-timing", action="store_true", default=None,
-                    help="let retries wait for real (by default retry backoff costs no wall "
-                         "time; attempt counts are unchanged).")
-    parser.addini("agentsim", type="bool", default=False,
-                  help="collect scenarios.yaml files without passing --agentsim.")
-    parser.addini("agentsim_patterns", type="args", default=DEFAULT_PATTERNS,
-                  help="file name patterns collected as scenario files.")
-    parser.addini("agentsim_agent", default="",
-                  help="default agent (MODULE:ATTR) when a scenario file names none.")
+    group.addoption(
+        "--agentsim",
+        action="store_true",
+        default=None,
+        help="collect scenarios.yaml files as tests (ini: agentsim = true).",
+    )
+    group.addoption(
+        "--agentsim-agent",
+        default=None,
+        metavar="MODULE:ATTR",
+        help="agent to run for every scenario: an Agent subclass, a factory "
+        "(scenario) -> Agent, or an AgentServer. Overrides the YAML and ini.",
+    )
+    group.addoption(
+        "--agentsim-mode",
+        default=None,
+        choices=("text", "audio"),
+        help="run scenarios in text (default) or audio mode (ini: agentsim_mode).",
+    )
+    group.addoption(
+        "--agentsim-timeout",
+        default=None,
+        type=float,
+        metavar="SECONDS",
+        help="per-scenario timeout (default 30; ini: agentsim_timeout).",
+    )
+    group.addoption(
+        "--agentsim-real-timing",
+        action="store_true",
+        default=None,
+        help="let retries wait for real (by default retry backoff costs no wall "
+        "time; attempt counts are unchanged).",
+    )
+    parser.addini(
+        "agentsim",
+        type="bool",
+        default=False,
+        help="collect scenarios.yaml files without passing --agentsim.",
+    )
+    parser.addini(
+        "agentsim_patterns",
+        type="args",
+        default=DEFAULT_PATTERNS,
+        help="file name patterns collected as scenario files.",
+    )
+    parser.addini(
+        "agentsim_agent",
+        default="",
+        help="default agent (MODULE:ATTR) when a scenario file names none.",
+    )
     parser.addini("agentsim_mode", default="text", help="default mode: text or audio.")
     parser.addini("agentsim_timeout", default="30", help="default per-scenario timeout, seconds.")
-    parser.addini("agentsim_snapshot", type="bool", default=False,
-                  help="snapshot every scenario's chat history (like agentsim: {snapshot: true}).")
+    parser.addini(
+        "agentsim_snapshot",
+        type="bool",
+        default=False,
+        help="snapshot every scenario's chat history (like agentsim: {snapshot: true}).",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -87,8 +127,10 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     except metadata.PackageNotFoundError:  # pragma: no cover - a hard dependency
         version = "not installed"
     state = "on" if settings.enabled else "off (pass --agentsim to collect scenarios.yaml)"
-    return (f"agentsim: livekit-agents {version}, scenario collection {state}, "
-            f"mode {settings.mode}, backoff {'real' if settings.real_timing else 'virtual'}")
+    return (
+        f"agentsim: livekit-agents {version}, scenario collection {state}, "
+        f"mode {settings.mode}, backoff {'real' if settings.real_timing else 'virtual'}"
+    )
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:

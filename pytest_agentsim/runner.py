@@ -10,14 +10,16 @@ marked and its YAML line. Never imports pytest.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .errors import ScenarioError
+from .fakes import FakeLLM, FakeSTT, FakeTTS, no_backoff
 from .faults import Fault
-from .fakes import no_backoff
 from .harness import AgentSim, AgentSimAssertionError
 from .script import EventExpectation, SpokenExpectation, ToolMock, Turn
 from .timeline import TimelineEntry, render_transcript
@@ -93,11 +95,20 @@ def observe_run_events(events: list[Any]) -> list[ObservedEvent]:
         if t == "message":
             out.append(ObservedEvent("message", role=ev.item.role, text=ev.item.text_content or ""))
         elif t == "function_call":
-            out.append(ObservedEvent("function_call", name=ev.item.name,
-                                     arguments=_parse_args(ev.item.arguments)))
+            out.append(
+                ObservedEvent(
+                    "function_call", name=ev.item.name, arguments=_parse_args(ev.item.arguments)
+                )
+            )
         elif t == "function_call_output":
-            out.append(ObservedEvent("function_call_output", text=ev.item.output,
-                                     is_error=ev.item.is_error, name=ev.item.name))
+            out.append(
+                ObservedEvent(
+                    "function_call_output",
+                    text=ev.item.output,
+                    is_error=ev.item.is_error,
+                    name=ev.item.name,
+                )
+            )
         elif t == "agent_handoff":
             out.append(ObservedEvent("agent_handoff", new_agent=type(ev.new_agent).__name__))
     return out
@@ -113,11 +124,22 @@ def _observe_timeline(entries: list[TimelineEntry], turn: int) -> list[ObservedE
         if e.kind == "agent":
             out.append(ObservedEvent("message", role="assistant", text=d.get("content", e.text)))
         elif e.kind == "tool_call":
-            out.append(ObservedEvent("function_call", name=d.get("name"),
-                                     arguments=_parse_args(d.get("arguments", "{}"))))
+            out.append(
+                ObservedEvent(
+                    "function_call",
+                    name=d.get("name"),
+                    arguments=_parse_args(d.get("arguments", "{}")),
+                )
+            )
         elif e.kind == "tool_output":
-            out.append(ObservedEvent("function_call_output", text=d.get("output"),
-                                     is_error=d.get("is_error"), name=d.get("name")))
+            out.append(
+                ObservedEvent(
+                    "function_call_output",
+                    text=d.get("output"),
+                    is_error=d.get("is_error"),
+                    name=d.get("name"),
+                )
+            )
         elif e.kind == "handoff":
             out.append(ObservedEvent("agent_handoff", new_agent=d.get("new_agent")))
     return out
@@ -136,12 +158,20 @@ def is_subset(expected: Any, actual: Any) -> bool:
     """``expected`` is contained in ``actual`` (mappings recursively; other values equal)."""
     if isinstance(expected, dict):
         return isinstance(actual, dict) and all(
-            k in actual and is_subset(v, actual[k]) for k, v in expected.items())
+            k in actual and is_subset(v, actual[k]) for k, v in expected.items()
+        )
     if isinstance(expected, list):
-        return isinstance(actual, list) and len(expected) == len(actual) and all(
-            is_subset(e, a) for e, a in zip(expected, actual, strict=True))
+        return (
+            isinstance(actual, list)
+            and len(expected) == len(actual)
+            and all(is_subset(e, a) for e, a in zip(expected, actual, strict=True))
+        )
     if isinstance(expected, float) or isinstance(actual, float):
-        return isinstance(actual, int | float) and not isinstance(actual, bool) and float(expected) == float(actual)
+        return (
+            isinstance(actual, int | float)
+            and not isinstance(actual, bool)
+            and float(expected) == float(actual)
+        )
     return bool(expected == actual)
 
 
@@ -158,8 +188,10 @@ def event_mismatch(exp: EventExpectation, got: ObservedEvent) -> str | None:
         if exp.name and got.name != exp.name:
             return f"expected a call to {exp.name!r}, got {got.describe()}"
         if exp.arguments is not None and not is_subset(exp.arguments, got.arguments):
-            return (f"{got.name} arguments do not contain {json.dumps(exp.arguments)}: got "
-                    f"{json.dumps(got.arguments, ensure_ascii=False)}")
+            return (
+                f"{got.name} arguments do not contain {json.dumps(exp.arguments)}: got "
+                f"{json.dumps(got.arguments, ensure_ascii=False)}"
+            )
     elif exp.type == "function_call_output":
         if exp.is_error is not None and bool(got.is_error) != exp.is_error:
             return f"expected is_error={exp.is_error}, got {got.describe()}"
@@ -179,15 +211,21 @@ class _Run:
     def loc(self, line: int | None) -> str:
         return f"{self.scenario.path.name}:{line}" if line else self.scenario.path.name
 
-    def fail(self, reason: str, line: int | None, *, mark: TimelineEntry | None = None) -> ScenarioFailure:
+    def fail(
+        self, reason: str, line: int | None, *, mark: TimelineEntry | None = None
+    ) -> ScenarioFailure:
         if mark is not None:
             mark.failed = True
         elif self.sim.timeline:
             # mark the last thing that happened in the current turn
             self.sim.timeline[-1].failed = True
-        return ScenarioFailure(reason, location=self.loc(line),
-                               transcript=render_transcript(self.sim.timeline, failing=reason,
-                                                            failing_line=self.loc(line)))
+        return ScenarioFailure(
+            reason,
+            location=self.loc(line),
+            transcript=render_transcript(
+                self.sim.timeline, failing=reason, failing_line=self.loc(line)
+            ),
+        )
 
     def queue_turn(self, turn: Turn) -> None:
         for step in turn.llm:
@@ -202,19 +240,42 @@ class _Run:
                 self.sim.fake_tts.add_fault(step.fault)
                 self.answer_lines[id(step.fault)] = step.line
 
-    def set_tool_mocks(self, session: AgentSession, mocks: tuple[ToolMock, ...]) -> None:
+    @contextlib.contextmanager
+    def tool_mocks(self, session: AgentSession[Any], mocks: tuple[ToolMock, ...]) -> Iterator[None]:
+        """Mock tools for one turn, on every Agent class (a handoff mid-turn must see them)."""
+        if not mocks:
+            yield
+            return
         from livekit.agents import Agent
         from livekit.agents.voice.run_result import mock_tools
 
         table = {m.name: _mock_fn(m) for m in mocks}
-        # mocks are keyed by Agent class; a handoff mid-turn must see them too
-        for cls in _agent_classes(Agent):
-            mock_tools(cls, table, session=session)
+        classes = _agent_classes(Agent)
+        if "session" in inspect.signature(mock_tools).parameters:
+            for cls in classes:
+                mock_tools(cls, table, session=session)
+            try:
+                yield
+            finally:
+                for cls in classes:
+                    mock_tools(cls, {}, session=session)
+            return
+        # livekit < 1.7 only has the context-var form; the turn's tasks inherit the
+        # context because session.run() creates them from this task
+        with contextlib.ExitStack() as stack:
+            for cls in classes:
+                stack.enter_context(mock_tools(cls, table))
+            yield
 
     async def play(self, agent: Agent, settings: RunSettings) -> None:
         sim = self.sim
         for sf in self.scenario.config.faults:
-            fake = {"llm": sim.fake_llm, "tts": sim.fake_tts, "stt": sim.fake_stt}[sf.resource]
+            fakes: dict[str, FakeLLM | FakeTTS | FakeSTT] = {
+                "llm": sim.fake_llm,
+                "tts": sim.fake_tts,
+                "stt": sim.fake_stt,
+            }
+            fake = fakes[sf.resource]
             fake.add_fault(sf.fault)
             self.answer_lines[id(sf.fault)] = sf.line
         turns = self.scenario.config.turns or ()
@@ -228,33 +289,34 @@ class _Run:
         sim = self.sim
         sim.set_line(turn.line)
         if sim.closed:
-            raise self.fail(f"turn {turn.index + 1} ({turn.describe()}) cannot run: the session "
-                            "already closed", turn.line)
+            raise self.fail(
+                f"turn {turn.index + 1} ({turn.describe()}) cannot run: the session already closed",
+                turn.line,
+            )
         self.queue_turn(turn)
-        if turn.tools:
-            self.set_tool_mocks(sim.session, turn.tools)
         start = len(sim.timeline)
         try:
-            if turn.user is not None:
-                result = await sim.run(turn.user)
-                observed = observe_run_events(result.events)
-            elif turn.say is not None:
-                await sim.say(turn.say)
-                observed = _observe_timeline(sim.timeline, sim.turn)
-            else:
-                await sim.generate_reply(turn.generate_reply)
-                observed = _observe_timeline(sim.timeline, sim.turn)
+            with self.tool_mocks(sim.session, turn.tools):
+                if turn.user is not None:
+                    result = await sim.run(turn.user)
+                    observed = observe_run_events(result.events)
+                elif turn.say is not None:
+                    await sim.say(turn.say)
+                    observed = _observe_timeline(sim.timeline, sim.turn)
+                else:
+                    await sim.generate_reply(turn.generate_reply)
+                    observed = _observe_timeline(sim.timeline, sim.turn)
         except AgentSimAssertionError as e:
             raise self.fail(str(e).split("\n\n", 1)[0], turn.line) from None
-        finally:
-            if turn.tools:
-                self.set_tool_mocks(sim.session, ())
-        unscripted = [e for e in sim.timeline[start:] if e.kind == "error"
-                      and "no scripted" in e.text]
+        unscripted = [
+            e for e in sim.timeline[start:] if e.kind == "error" and "no scripted" in e.text
+        ]
         if unscripted:
             raise self.fail(
                 f"turn {turn.index + 1}: the agent made a model call the scenario did not script",
-                turn.line, mark=unscripted[0])
+                turn.line,
+                mark=unscripted[0],
+            )
         if turn.closed is not None and turn.closed.closed and not sim.closed:
             await sim.wait_closed(timeout=min(sim.timeout, 5.0))
         if turn.expect is not None:
@@ -266,53 +328,85 @@ class _Run:
 
     def check_expect(self, turn: Turn, observed: list[ObservedEvent]) -> None:
         assert turn.expect is not None
-        got = "\n".join(f"    {i + 1}. {o.describe()}" for i, o in enumerate(observed)) or "    (none)"
+        got = (
+            "\n".join(f"    {i + 1}. {o.describe()}" for i, o in enumerate(observed))
+            or "    (none)"
+        )
         for i, exp in enumerate(turn.expect):
             if i >= len(observed):
-                raise self.fail(f"turn {turn.index + 1}: expected event {i + 1} ({exp.describe()}) "
-                                f"but the turn produced only {len(observed)} event(s):\n{got}",
-                                exp.line)
+                raise self.fail(
+                    f"turn {turn.index + 1}: expected event {i + 1} ({exp.describe()}) "
+                    f"but the turn produced only {len(observed)} event(s):\n{got}",
+                    exp.line,
+                )
             why = event_mismatch(exp, observed[i])
             if why:
-                raise self.fail(f"turn {turn.index + 1}, event {i + 1}: {why}\n  events were:\n{got}",
-                                exp.line, mark=self._entry_for(turn, observed[i]))
+                raise self.fail(
+                    f"turn {turn.index + 1}, event {i + 1}: {why}\n  events were:\n{got}",
+                    exp.line,
+                    mark=self._entry_for(turn, observed[i]),
+                )
         if len(observed) > len(turn.expect):
             extra = observed[len(turn.expect)]
-            raise self.fail(f"turn {turn.index + 1}: unexpected extra event {len(turn.expect) + 1}: "
-                            f"{extra.describe()} (expect lists every event, in order)\n"
-                            f"  events were:\n{got}", turn.line, mark=self._entry_for(turn, extra))
+            raise self.fail(
+                f"turn {turn.index + 1}: unexpected extra event {len(turn.expect) + 1}: "
+                f"{extra.describe()} (expect lists every event, in order)\n"
+                f"  events were:\n{got}",
+                turn.line,
+                mark=self._entry_for(turn, extra),
+            )
 
     def _entry_for(self, turn: Turn, ev: ObservedEvent) -> TimelineEntry | None:
-        kind = {"message": "agent", "function_call": "tool_call",
-                "function_call_output": "tool_output", "agent_handoff": "handoff"}[ev.type]
+        kind = {
+            "message": "agent",
+            "function_call": "tool_call",
+            "function_call_output": "tool_output",
+            "agent_handoff": "handoff",
+        }[ev.type]
         for e in self.sim.timeline:
-            if e.turn == self.sim.turn and e.kind == kind:
-                if ev.name is None or e.detail.get("name") == ev.name:
-                    return e
+            same_turn = e.turn == self.sim.turn and e.kind == kind
+            if same_turn and (ev.name is None or e.detail.get("name") == ev.name):
+                return e
         return None
 
     def check_spoken(self, turn: Turn, expected: tuple[SpokenExpectation, ...]) -> None:
         sim = self.sim
         entries = [e for e in sim.timeline if e.kind == "spoken" and e.turn == sim.turn]
         texts = [sim.spoken[e.detail["index"]] for e in entries]
-        listing = "\n".join(f"    {i + 1}. [{s.source}] {s.text!r}" for i, s in enumerate(texts)) or "    (nothing)"
+        listing = (
+            "\n".join(f"    {i + 1}. [{s.source}] {s.text!r}" for i, s in enumerate(texts))
+            or "    (nothing)"
+        )
         if not expected and texts:
-            raise self.fail(f"turn {turn.index + 1}: expected silence, but the user heard:\n{listing}",
-                            turn.line, mark=entries[0])
+            raise self.fail(
+                f"turn {turn.index + 1}: expected silence, but the user heard:\n{listing}",
+                turn.line,
+                mark=entries[0],
+            )
         for i, exp in enumerate(expected):
             if i >= len(texts):
-                raise self.fail(f"turn {turn.index + 1}: expected {exp.text.describe()} to be spoken "
-                                f"(spoken item {i + 1}), the user heard only:\n{listing}", exp.line)
+                raise self.fail(
+                    f"turn {turn.index + 1}: expected {exp.text.describe()} to be spoken "
+                    f"(spoken item {i + 1}), the user heard only:\n{listing}",
+                    exp.line,
+                )
             s = texts[i]
             if not exp.text.matches(s.text) or (exp.source and s.source != exp.source):
                 src = f" from {exp.source}" if exp.source else ""
-                raise self.fail(f"turn {turn.index + 1}, spoken item {i + 1}: expected "
-                                f"{exp.text.describe()}{src}, got [{s.source}] {s.text!r}\n"
-                                f"  the user heard:\n{listing}", exp.line, mark=entries[i])
+                raise self.fail(
+                    f"turn {turn.index + 1}, spoken item {i + 1}: expected "
+                    f"{exp.text.describe()}{src}, got [{s.source}] {s.text!r}\n"
+                    f"  the user heard:\n{listing}",
+                    exp.line,
+                    mark=entries[i],
+                )
         if len(texts) > len(expected) and expected:
-            raise self.fail(f"turn {turn.index + 1}: the user heard more than `spoken` lists "
-                            f"(it lists every item, in order):\n{listing}", turn.line,
-                            mark=entries[len(expected)])
+            raise self.fail(
+                f"turn {turn.index + 1}: the user heard more than `spoken` lists "
+                f"(it lists every item, in order):\n{listing}",
+                turn.line,
+                mark=entries[len(expected)],
+            )
 
     def check_closed(self, turn: Turn) -> None:
         exp = turn.closed
@@ -320,22 +414,33 @@ class _Run:
         sim = self.sim
         if not exp.closed:
             if sim.closed:
-                raise self.fail(f"turn {turn.index + 1}: the session closed but must stay open",
-                                exp.line)
+                raise self.fail(
+                    f"turn {turn.index + 1}: the session closed but must stay open", exp.line
+                )
             return
         if not sim.closed:
-            raise self.fail(f"turn {turn.index + 1}: the session must close in this turn, but it "
-                            "is still open", exp.line)
-        actual = str(getattr(sim.close_event.reason, "value", sim.close_event.reason))
+            raise self.fail(
+                f"turn {turn.index + 1}: the session must close in this turn, but it is still open",
+                exp.line,
+            )
+        reason = sim.close_event.reason if sim.close_event is not None else None
+        actual = str(getattr(reason, "value", reason))
         if exp.reason and actual != exp.reason:
             close_entry = next((e for e in reversed(sim.timeline) if e.kind == "close"), None)
-            raise self.fail(f"turn {turn.index + 1}: the session closed with reason={actual!r}, "
-                            f"expected reason={exp.reason!r}", exp.line, mark=close_entry)
+            raise self.fail(
+                f"turn {turn.index + 1}: the session closed with reason={actual!r}, "
+                f"expected reason={exp.reason!r}",
+                exp.line,
+                mark=close_entry,
+            )
 
     def check_unused(self) -> None:
         leftovers: list[tuple[str, int | None]] = []
-        for resource, fake in (("llm", self.sim.fake_llm), ("tts", self.sim.fake_tts),
-                               ("stt", self.sim.fake_stt)):
+        for resource, fake in (
+            ("llm", self.sim.fake_llm),
+            ("tts", self.sim.fake_tts),
+            ("stt", self.sim.fake_stt),
+        ):
             for item in fake.unused():
                 what = item.describe() if isinstance(item, Fault) else _describe_answer(item)
                 leftovers.append((f"{resource}: {what}", self.answer_lines.get(id(item))))
@@ -343,8 +448,10 @@ class _Run:
             listing = "\n".join(f"    {self.loc(line)}: {what}" for what, line in leftovers)
             raise self.fail(
                 "scripted model answers were never used (the agent made fewer model calls than "
-                f"scripted):\n{listing}\n  fix: remove them, or set `agentsim: {{allow_unused: true}}`",
-                leftovers[0][1])
+                f"scripted):\n{listing}\n"
+                "  fix: remove them, or set `agentsim: {allow_unused: true}`",
+                leftovers[0][1],
+            )
 
 
 def _describe_answer(answer: Any) -> str:
@@ -385,12 +492,17 @@ def _agent_classes(base: type) -> list[type]:
 
 
 async def run_scenario(
-    scenario: Scenario, make_agent: Callable[[Scenario], Agent], settings: RunSettings,
-    *, sim: AgentSim | None = None,
+    scenario: Scenario,
+    make_agent: Callable[[Scenario], Agent],
+    settings: RunSettings,
+    *,
+    sim: AgentSim | None = None,
 ) -> ScenarioRun:
     """Run one scripted scenario; raises ScenarioFailure (or ScenarioError) on failure."""
     if scenario.config.turns is None:
-        raise ScenarioError("scenario has no agentsim.turns", path=scenario.path, line=scenario.line)
+        raise ScenarioError(
+            "scenario has no agentsim.turns", path=scenario.path, line=scenario.line
+        )
     sim = sim if sim is not None else AgentSim(timeout=settings.timeout)
     run = _Run(scenario, sim)
     agent = make_agent(scenario)
@@ -404,8 +516,10 @@ async def run_scenario(
                 timed_out = True
                 for call in sim.pending_tool_calls():
                     sim._note("note", f"tool call still running: {call}")
-                raise run.fail(f"the scenario did not finish within {settings.timeout:g}s "
-                               "(agentsim.timeout)", sim._current_line) from None
+                raise run.fail(
+                    f"the scenario did not finish within {settings.timeout:g}s (agentsim.timeout)",
+                    sim._current_line,
+                ) from None
             history = sim.history if sim.started else None
     finally:
         # after a hang, don't wait for livekit's graceful drain of the stuck speech

@@ -44,7 +44,14 @@ Transport = Literal["fake", "gateway"]
 MatchKind = Literal["contains", "equals", "regex", "judge"]
 
 BLOCK_KEYS_FILE = (
-    "agent", "mode", "timeout", "faults", "snapshot", "transport", "process", "allow_unused",
+    "agent",
+    "mode",
+    "timeout",
+    "faults",
+    "snapshot",
+    "transport",
+    "process",
+    "allow_unused",
 )
 BLOCK_KEYS_SCENARIO = (*BLOCK_KEYS_FILE, "turns", "skip")
 TURN_KEYS = ("user", "say", "generate_reply", "llm", "tts", "tools", "expect", "spoken", "closed")
@@ -52,7 +59,11 @@ EVENT_TYPES = ("message", "function_call", "function_call_output", "agent_handof
 SCHEDULE_KEYS = ("times", "on_call", "then", "resource")
 RESOURCES = ("llm", "tts", "stt")
 CLOSE_REASONS = (
-    "error", "job_shutdown", "participant_disconnected", "user_initiated", "task_completed",
+    "error",
+    "job_shutdown",
+    "participant_disconnected",
+    "user_initiated",
+    "task_completed",
 )
 
 
@@ -265,7 +276,9 @@ def _check_keys(
 
 def _as_mapping(ctx: _Ctx, node: yaml.Node, what: str, example: str) -> yaml.MappingNode:
     if not isinstance(node, yaml.MappingNode):
-        raise ctx.error(node, f"{what} must be a mapping, got {_kind(node)}", f"write it as {example}")
+        raise ctx.error(
+            node, f"{what} must be a mapping, got {_kind(node)}", f"write it as {example}"
+        )
     return node
 
 
@@ -320,14 +333,17 @@ def parse_agentsim_block(
     ctx = _Ctx(path)
     if isinstance(node, yaml.ScalarNode) and node.value in ("", "~", "null") and node.style is None:
         return AgentsimConfig(line=line_of(node))
-    block = _as_mapping(ctx, node, "agentsim", "agentsim: {agent: 'my_agent:MyAgent', turns: [...]}")
+    block = _as_mapping(
+        ctx, node, "agentsim", "agentsim: {agent: 'my_agent:MyAgent', turns: [...]}"
+    )
     allowed = BLOCK_KEYS_SCENARIO if level == "scenario" else BLOCK_KEYS_FILE
     if level == "file":
         for k, _ in mapping_pairs(block):
             if k.value in ("turns", "skip"):
                 raise ctx.error(
-                    k, f"'{k.value}' belongs to a scenario, not to the file-level agentsim block",
-                    f"move it under the scenario's own `agentsim:` block",
+                    k,
+                    f"'{k.value}' belongs to a scenario, not to the file-level agentsim block",
+                    "move it under the scenario's own `agentsim:` block",
                 )
     keys = _check_keys(ctx, block, allowed, "agentsim block")
     cfg: dict[str, Any] = {"line": line_of(node)}
@@ -335,7 +351,9 @@ def parse_agentsim_block(
         if key == "agent":
             target = _text(ctx, vnode, "agentsim.agent")
             if not target.strip():
-                raise ctx.error(vnode, "agentsim.agent is empty", "name it as 'package.module:Attr'")
+                raise ctx.error(
+                    vnode, "agentsim.agent is empty", "name it as 'package.module:Attr'"
+                )
             cfg.update(agent=target, agent_origin=path, agent_line=line_of(vnode))
         elif key == "mode":
             cfg["mode"] = _choice(ctx, vnode, "agentsim.mode", ("text", "audio"))
@@ -344,8 +362,11 @@ def parse_agentsim_block(
         elif key == "timeout":
             t = _value(ctx, vnode)
             if isinstance(t, bool) or not isinstance(t, int | float) or not t > 0:
-                raise ctx.error(vnode, f"agentsim.timeout must be a positive number of seconds, "
-                                f"got {_kind(vnode)}", "e.g. timeout: 30")
+                raise ctx.error(
+                    vnode,
+                    f"agentsim.timeout must be a positive number of seconds, got {_kind(vnode)}",
+                    "e.g. timeout: 30",
+                )
             cfg["timeout"] = float(t)
         elif key in ("snapshot", "process", "allow_unused"):
             cfg[key] = _bool(ctx, vnode, f"agentsim.{key}")
@@ -356,15 +377,18 @@ def parse_agentsim_block(
             elif reason not in (False, None):
                 cfg["skip"] = str(reason)
         elif key == "faults":
-            items = _as_sequence(ctx, vnode, "agentsim.faults",
-                                 "faults: [{fault: quota_exceeded, on_call: 2}]")
+            items = _as_sequence(
+                ctx, vnode, "agentsim.faults", "faults: [{fault: quota_exceeded, on_call: 2}]"
+            )
             cfg["faults"] = tuple(_scheduled_fault(ctx, item) for item in items)
         elif key == "turns":
             items = _as_sequence(ctx, vnode, "agentsim.turns", "turns: [{user: 'hi', llm: [...]}]")
             if not items:
-                raise ctx.error(vnode, "agentsim.turns is empty",
-                                "add at least one turn, or remove `turns` to run it as a "
-                                "simulated scenario")
+                raise ctx.error(
+                    vnode,
+                    "agentsim.turns is empty",
+                    "add at least one turn, or remove `turns` to run it as a simulated scenario",
+                )
             cfg["turns"] = tuple(_turn(ctx, i, item) for i, item in enumerate(items))
         del knode
     return AgentsimConfig(**cfg)
@@ -386,8 +410,11 @@ def parse_fault_spec(
     name = _choice(ctx, name_node, "fault", tuple(_faults.FAULT_NAMES))
     ctor: Callable[..., Fault] = _faults.FAULT_NAMES[name]
     params = list(inspect.signature(ctor).parameters)
-    allowed = ("fault", *params, *SCHEDULE_KEYS) if allow_resource else (
-        "fault", *params, "times", "on_call", "then")
+    allowed = (
+        ("fault", *params, *SCHEDULE_KEYS)
+        if allow_resource
+        else ("fault", *params, "times", "on_call", "then")
+    )
     keys = _check_keys(ctx, node, allowed, f"fault {name!r}")
     kwargs: dict[str, Any] = {}
     for key, param in inspect.signature(ctor).parameters.items():
@@ -414,14 +441,18 @@ def parse_fault_spec(
         elif isinstance(t, int) and not isinstance(t, bool) and t >= 1:
             times = t
         else:
-            raise ctx.error(tnode, f"times must be a positive whole number or 'always', got "
-                            f"{_kind(tnode)}", "e.g. times: 3")
+            raise ctx.error(
+                tnode,
+                f"times must be a positive whole number or 'always', got {_kind(tnode)}",
+                "e.g. times: 3",
+            )
     if "then" in keys:
         # "fail then recover": a persistent fault (quota) becomes a bounded one
         _choice(ctx, keys["then"][1], "then", ("ok",))
         if times is None and "times" in keys:
-            raise ctx.error(keys["then"][1], "`then: ok` contradicts `times: always`",
-                            "give times a number")
+            raise ctx.error(
+                keys["then"][1], "`then: ok` contradicts `times: always`", "give times a number"
+            )
         times = 1 if times is None else times
     fault = fault.repeat(times)
     if "on_call" in keys:
@@ -456,11 +487,15 @@ def _turn(ctx: _Ctx, index: int, node: yaml.Node) -> Turn:
         else:
             t[key] = _text(ctx, vnode, key)
     if "llm" in keys:
-        t["llm"] = tuple(_model_step(ctx, n, "llm") for n in _as_sequence(
-            ctx, keys["llm"][1], "llm", "llm: [{say: 'Hello!'}]"))
+        t["llm"] = tuple(
+            _model_step(ctx, n, "llm")
+            for n in _as_sequence(ctx, keys["llm"][1], "llm", "llm: [{say: 'Hello!'}]")
+        )
     if "tts" in keys:
-        t["tts"] = tuple(_model_step(ctx, n, "tts") for n in _as_sequence(
-            ctx, keys["tts"][1], "tts", "tts: [{fault: quota_exceeded}]"))
+        t["tts"] = tuple(
+            _model_step(ctx, n, "tts")
+            for n in _as_sequence(ctx, keys["tts"][1], "tts", "tts: [{fault: quota_exceeded}]")
+        )
     if "tools" in keys:
         tm = _as_mapping(ctx, keys["tools"][1], "tools", "tools: {get_weather: 'sunny'}")
         t["tools"] = tuple(_tool_mock(ctx, k, v) for k, v in mapping_pairs(tm))
@@ -469,15 +504,21 @@ def _turn(ctx: _Ctx, index: int, node: yaml.Node) -> Turn:
         if isinstance(enode, yaml.ScalarNode) and _value(ctx, enode) is None:
             t["expect"] = ()
         else:
-            t["expect"] = tuple(_event(ctx, n) for n in _as_sequence(
-                ctx, enode, "expect", "expect: [{message: {contains: 'hello'}}]"))
+            t["expect"] = tuple(
+                _event(ctx, n)
+                for n in _as_sequence(
+                    ctx, enode, "expect", "expect: [{message: {contains: 'hello'}}]"
+                )
+            )
     if "spoken" in keys:
         snode = keys["spoken"][1]
         if isinstance(snode, yaml.ScalarNode) and _value(ctx, snode) is None:
             t["spoken"] = ()
         else:
-            t["spoken"] = tuple(_spoken(ctx, n) for n in _as_sequence(
-                ctx, snode, "spoken", "spoken: ['temporarily unavailable']"))
+            t["spoken"] = tuple(
+                _spoken(ctx, n)
+                for n in _as_sequence(ctx, snode, "spoken", "spoken: ['temporarily unavailable']")
+            )
     if "closed" in keys:
         t["closed"] = _closed(ctx, keys["closed"][1])
     return Turn(**t)
@@ -486,23 +527,32 @@ def _turn(ctx: _Ctx, index: int, node: yaml.Node) -> Turn:
 def _model_step(ctx: _Ctx, node: yaml.Node, resource: str) -> ModelStep:
     if isinstance(node, yaml.ScalarNode) and resource == "llm":
         # `- "Hello!"` is short for `- say: "Hello!"`
-        return ModelStep(answer=LLMAnswer(text=_text(ctx, node, "llm answer")), fault=None,
-                         line=line_of(node))
+        return ModelStep(
+            answer=LLMAnswer(text=_text(ctx, node, "llm answer")), fault=None, line=line_of(node)
+        )
     m = _as_mapping(ctx, node, f"{resource} step", "{say: 'text'} or {fault: quota_exceeded}")
     names = {k.value for k, _ in mapping_pairs(m)}
     if "fault" in names:
         fault, _ = parse_fault_spec(ctx.path, m)
         return ModelStep(answer=None, fault=fault, line=line_of(node))
     if resource != "llm":
-        raise ctx.error(node, f"a {resource} step can only script a fault",
-                        "write it as {fault: server_error}")
+        raise ctx.error(
+            node, f"a {resource} step can only script a fault", "write it as {fault: server_error}"
+        )
     keys = _check_keys(ctx, m, ("say", "tool_calls", "chunks", "fault"), "llm step")
     text = _text(ctx, keys["say"][1], "say") if "say" in keys else None
     calls: tuple[ToolCall, ...] = ()
     if "tool_calls" in keys:
         cnode = keys["tool_calls"][1]
-        calls = tuple(_tool_call(ctx, n) for n in _as_sequence(
-            ctx, cnode, "tool_calls", "tool_calls: [{name: get_weather, arguments: {city: Paris}}]"))
+        calls = tuple(
+            _tool_call(ctx, n)
+            for n in _as_sequence(
+                ctx,
+                cnode,
+                "tool_calls",
+                "tool_calls: [{name: get_weather, arguments: {city: Paris}}]",
+            )
+        )
     chunks = None
     if "chunks" in keys:
         raw = _value(ctx, keys["chunks"][1])
@@ -511,10 +561,12 @@ def _model_step(ctx: _Ctx, node: yaml.Node, resource: str) -> ModelStep:
         chunks = tuple(raw)
         text = text if text is not None else "".join(chunks)
     if text is None and not calls:
-        raise ctx.error(node, "an llm step needs `say`, `tool_calls` or `fault`",
-                        "e.g. - say: 'Hello!'")
-    return ModelStep(answer=LLMAnswer(text=text, tool_calls=calls, chunks=chunks), fault=None,
-                     line=line_of(node))
+        raise ctx.error(
+            node, "an llm step needs `say`, `tool_calls` or `fault`", "e.g. - say: 'Hello!'"
+        )
+    return ModelStep(
+        answer=LLMAnswer(text=text, tool_calls=calls, chunks=chunks), fault=None, line=line_of(node)
+    )
 
 
 def _tool_call(ctx: _Ctx, node: yaml.Node) -> ToolCall:
@@ -528,8 +580,11 @@ def _tool_call(ctx: _Ctx, node: yaml.Node) -> ToolCall:
         if args is None:
             args = {}
         if not isinstance(args, dict | str):
-            raise ctx.error(keys["arguments"][1], "tool call arguments must be a mapping",
-                            "e.g. arguments: {city: Paris}")
+            raise ctx.error(
+                keys["arguments"][1],
+                "tool call arguments must be a mapping",
+                "e.g. arguments: {city: Paris}",
+            )
         args = _jsonable(args)
     call_id = _text(ctx, keys["call_id"][1], "call_id") if "call_id" in keys else None
     return ToolCall(name=_text(ctx, keys["name"][1], "name"), arguments=args, call_id=call_id)
@@ -553,31 +608,42 @@ def _tool_mock(ctx: _Ctx, key: yaml.ScalarNode, node: yaml.Node) -> ToolMock:
         names = [k.value for k, _ in mapping_pairs(node)]
         if "raise" in names:
             keys = _check_keys(ctx, node, ("raise",), f"tool mock {key.value!r}")
-            return ToolMock(name=key.value, raise_message=_text(ctx, keys["raise"][1], "raise"),
-                            line=line_of(key))
+            return ToolMock(
+                name=key.value,
+                raise_message=_text(ctx, keys["raise"][1], "raise"),
+                line=line_of(key),
+            )
     return ToolMock(name=key.value, value=_jsonable(_value(ctx, node)), line=line_of(key))
 
 
-def _matcher(ctx: _Ctx, node: yaml.MappingNode, keys: dict[str, Any], what: str) -> TextMatcher | None:
+def _matcher(
+    ctx: _Ctx, node: yaml.MappingNode, keys: dict[str, Any], what: str
+) -> TextMatcher | None:
     found = [k for k in ("contains", "equals", "regex", "judge") if k in keys]
     if len(found) > 1:
-        raise ctx.error(node, f"{what} has more than one of {', '.join(found)}",
-                        "keep one text matcher per event")
+        raise ctx.error(
+            node,
+            f"{what} has more than one of {', '.join(found)}",
+            "keep one text matcher per event",
+        )
     if not found:
         return None
     kind = found[0]
     vnode = keys[kind][1]
     value = _text(ctx, vnode, kind)
     if kind == "judge":
-        raise ctx.error(vnode, "`judge` matchers need the LLM judge (simulated scenarios), "
-                        "which this version of pytest-agentsim does not provide yet",
-                        "use contains/equals/regex for now")
+        raise ctx.error(
+            vnode,
+            "`judge` matchers need the LLM judge (simulated scenarios), "
+            "which this version of pytest-agentsim does not provide yet",
+            "use contains/equals/regex for now",
+        )
     if kind == "regex":
         try:
             re.compile(value)
         except re.error as e:
             raise ctx.error(vnode, f"invalid regex {value!r}: {e}") from None
-    return TextMatcher(kind=kind, value=value, line=line_of(vnode))  # type: ignore[arg-type]
+    return TextMatcher(kind=kind, value=value, line=line_of(vnode))
 
 
 def _event(ctx: _Ctx, node: yaml.Node) -> EventExpectation:
@@ -585,13 +651,19 @@ def _event(ctx: _Ctx, node: yaml.Node) -> EventExpectation:
     m = _as_mapping(ctx, node, "an expected event", example)
     pairs = list(mapping_pairs(m))
     if len(pairs) != 1:
-        raise ctx.error(node, "each expected event is a mapping with exactly one of "
-                        f"{', '.join(EVENT_TYPES)}", f"e.g. - {example}")
+        raise ctx.error(
+            node,
+            f"each expected event is a mapping with exactly one of {', '.join(EVENT_TYPES)}",
+            f"e.g. - {example}",
+        )
     k, v = pairs[0]
     if k.value not in EVENT_TYPES:
         guess = did_you_mean(k.value, EVENT_TYPES)
-        raise ctx.error(k, f"unknown event type {k.value!r}",
-                        f"did you mean {guess!r}?" if guess else f"use one of {', '.join(EVENT_TYPES)}")
+        raise ctx.error(
+            k,
+            f"unknown event type {k.value!r}",
+            f"did you mean {guess!r}?" if guess else f"use one of {', '.join(EVENT_TYPES)}",
+        )
     line = line_of(node)
     etype = k.value
     if isinstance(v, yaml.ScalarNode):
@@ -603,15 +675,20 @@ def _event(ctx: _Ctx, node: yaml.Node) -> EventExpectation:
         if etype == "agent_handoff":
             return EventExpectation(type=etype, new_agent=text, line=line)
         matcher = TextMatcher("contains", text, line_of(v)) if text else None
-        return EventExpectation(type=etype, text=matcher,
-                                role="assistant" if etype == "message" else None, line=line)
+        return EventExpectation(
+            type=etype, text=matcher, role="assistant" if etype == "message" else None, line=line
+        )
     vm = _as_mapping(ctx, v, etype, example)
     if etype == "message":
         keys = _check_keys(ctx, vm, ("role", "contains", "equals", "regex", "judge"), "message")
-        role = _choice(ctx, keys["role"][1], "role", ("assistant", "user", "system", "developer")
-                       ) if "role" in keys else "assistant"
-        return EventExpectation(type=etype, role=role, text=_matcher(ctx, vm, keys, "message"),
-                                line=line)
+        role = (
+            _choice(ctx, keys["role"][1], "role", ("assistant", "user", "system", "developer"))
+            if "role" in keys
+            else "assistant"
+        )
+        return EventExpectation(
+            type=etype, role=role, text=_matcher(ctx, vm, keys, "message"), line=line
+        )
     if etype == "function_call":
         keys = _check_keys(ctx, vm, ("name", "arguments"), "function_call")
         name = _text(ctx, keys["name"][1], "name") if "name" in keys else None
@@ -619,16 +696,24 @@ def _event(ctx: _Ctx, node: yaml.Node) -> EventExpectation:
         if "arguments" in keys:
             args = _value(ctx, keys["arguments"][1])
             if not isinstance(args, dict):
-                raise ctx.error(keys["arguments"][1], "function_call arguments must be a mapping "
-                                "(a subset of the call's arguments)", "e.g. arguments: {date: '2026-06-15'}")
+                raise ctx.error(
+                    keys["arguments"][1],
+                    "function_call arguments must be a mapping (a subset of the call's arguments)",
+                    "e.g. arguments: {date: '2026-06-15'}",
+                )
             args = _jsonable(args)
         return EventExpectation(type=etype, name=name, arguments=args, line=line)
     if etype == "function_call_output":
-        keys = _check_keys(ctx, vm, ("contains", "equals", "regex", "is_error"),
-                           "function_call_output")
+        keys = _check_keys(
+            ctx, vm, ("contains", "equals", "regex", "is_error"), "function_call_output"
+        )
         is_error = _bool(ctx, keys["is_error"][1], "is_error") if "is_error" in keys else None
-        return EventExpectation(type=etype, text=_matcher(ctx, vm, keys, "function_call_output"),
-                                is_error=is_error, line=line)
+        return EventExpectation(
+            type=etype,
+            text=_matcher(ctx, vm, keys, "function_call_output"),
+            is_error=is_error,
+            line=line,
+        )
     keys = _check_keys(ctx, vm, ("new_agent",), "agent_handoff")
     new_agent = _text(ctx, keys["new_agent"][1], "new_agent") if "new_agent" in keys else None
     return EventExpectation(type=etype, new_agent=new_agent, line=line)
@@ -636,16 +721,23 @@ def _event(ctx: _Ctx, node: yaml.Node) -> EventExpectation:
 
 def _spoken(ctx: _Ctx, node: yaml.Node) -> SpokenExpectation:
     if isinstance(node, yaml.ScalarNode):
-        return SpokenExpectation(TextMatcher("contains", _text(ctx, node, "spoken"), line_of(node)),
-                                 line=line_of(node))
+        return SpokenExpectation(
+            TextMatcher("contains", _text(ctx, node, "spoken"), line_of(node)), line=line_of(node)
+        )
     m = _as_mapping(ctx, node, "a spoken matcher", "{contains: 'sorry'}")
     keys = _check_keys(ctx, m, ("contains", "equals", "regex", "source"), "spoken matcher")
     matcher = _matcher(ctx, m, keys, "spoken matcher")
     if matcher is None:
-        raise ctx.error(node, "a spoken matcher needs contains, equals or regex",
-                        "e.g. - {contains: 'temporarily unavailable'}")
-    source = _choice(ctx, keys["source"][1], "source", ("tts", "audio", "text")
-                     ) if "source" in keys else None
+        raise ctx.error(
+            node,
+            "a spoken matcher needs contains, equals or regex",
+            "e.g. - {contains: 'temporarily unavailable'}",
+        )
+    source = (
+        _choice(ctx, keys["source"][1], "source", ("tts", "audio", "text"))
+        if "source" in keys
+        else None
+    )
     return SpokenExpectation(matcher, source=source, line=line_of(node))
 
 
@@ -658,5 +750,5 @@ def _closed(ctx: _Ctx, node: yaml.Node) -> CloseExpectation:
         return CloseExpectation(closed=True, reason=reason, line=line_of(node))
     m = _as_mapping(ctx, node, "closed", "closed: {reason: user_initiated}")
     keys = _check_keys(ctx, m, ("reason",), "closed")
-    reason = _choice(ctx, keys["reason"][1], "reason", CLOSE_REASONS) if "reason" in keys else None
-    return CloseExpectation(closed=True, reason=reason, line=line_of(node))
+    why = _choice(ctx, keys["reason"][1], "reason", CLOSE_REASONS) if "reason" in keys else None
+    return CloseExpectation(closed=True, reason=why, line=line_of(node))

@@ -44,7 +44,10 @@ class TimelineEntry:
 
 
 def render_transcript(
-    entries: list[TimelineEntry], *, failing: str | None = None, failing_line: str | None = None,
+    entries: list[TimelineEntry],
+    *,
+    failing: str | None = None,
+    failing_line: str | None = None,
     max_text: int = 400,
 ) -> str:
     """Transcript lines, the failing step marked with ``>>`` and followed by the reason."""

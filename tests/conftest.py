@@ -3,13 +3,13 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-import pytest
-
 # In-process pytester restores sys.modules after every inner run; numpy (under livekit)
 # cannot be imported twice in one process, so the heavy modules are imported up front.
-import livekit.agents  # noqa: E402,F401
-import pytest_agentsim.harness  # noqa: E402,F401
-import pytest_agentsim.runner  # noqa: E402,F401
+import livekit.agents  # noqa: F401
+import pytest
+
+import pytest_agentsim.harness
+import pytest_agentsim.runner  # noqa: F401
 
 pytest_plugins = ["pytester"]
 

@@ -64,7 +64,9 @@ def test_default_patterns(pytester: pytest.Pytester, write: Write, name: str) ->
 def test_ids_tags_and_markers(pytester: pytest.Pytester, write: Write) -> None:
     write("scenarios.yaml", SIMPLE)
     result = pytester.runpytest("--agentsim", "--collect-only", "-q", "-k", "room_booking")
-    result.stdout.fnmatch_lines(["scenarios.yaml::First one", "*1/2 tests collected (1 deselected)*"])
+    result.stdout.fnmatch_lines(
+        ["scenarios.yaml::First one", "*1/2 tests collected (1 deselected)*"]
+    )
     result = pytester.runpytest(
         "--agentsim", "--collect-only", "-q", "-m", "scenario(feature='billing')"
     )
@@ -106,8 +108,11 @@ def test_livekit_level_typo_warns_but_collects(pytester: pytest.Pytester, write:
     )
     result = pytester.runpytest("--agentsim", "--collect-only", "-q")
     result.stdout.fnmatch_lines(
-        ["scenarios.yaml:4", "*unknown key 'instrutions'*did you mean 'instructions'?*",
-         "*1 test collected*"]
+        [
+            "scenarios.yaml:4",
+            "*unknown key 'instrutions'*did you mean 'instructions'?*",
+            "*1 test collected*",
+        ]
     )
     assert "whatever_custom" not in result.stdout.str()
 
@@ -125,7 +130,11 @@ def test_livekit_level_typo_warns_but_collects(pytester: pytest.Pytester, write:
             4,
             "*tag 'k' must be a string*",
         ),
-        ("name: x\nscenarios:\n  - label: a\n    userdata: [1]\n", 4, "*userdata must be a mapping*"),
+        (
+            "name: x\nscenarios:\n  - label: a\n    userdata: [1]\n",
+            4,
+            "*userdata must be a mapping*",
+        ),
         ("name: x\nscenarios:\n  - label: a\n    userdata: {x: .inf}\n", 4, "*unsupported value*"),
         (
             "name: x\nscenarios:\n  - label: a\n    agentsim: {turns: [{usr: hi}]}\n",
@@ -161,7 +170,9 @@ def test_collection_error_has_fix_line(pytester: pytest.Pytester, write: Write) 
     write("scenarios.yaml", "name: x\nscenarios: []\n")
     result = pytester.runpytest("--agentsim", "--collect-only")
     result.stdout.fnmatch_lines(["scenarios.yaml:2: *", "  fix: add at least one scenario"])
-    write("scenarios.yaml", "name: x\nscenarios:\n  - label: a\n    agentsim: {turns: [{usr: hi}]}\n")
+    write(
+        "scenarios.yaml", "name: x\nscenarios:\n  - label: a\n    agentsim: {turns: [{usr: hi}]}\n"
+    )
     result = pytester.runpytest("--agentsim", "--collect-only")
     result.stdout.fnmatch_lines(
         ["scenarios.yaml:4: unknown key 'usr' in turn 1", "  fix: did you mean 'user'?"]

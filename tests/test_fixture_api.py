@@ -98,9 +98,7 @@ async def test_opted_out(agentsim, fake_llm):
     )
     result = pytester.runpytest()
     result.assert_outcomes(passed=2, errors=1)
-    result.stdout.fnmatch_lines(
-        ["*fake_llm: 1 scripted answer(s) were never used:", "*left over*"]
-    )
+    result.stdout.fnmatch_lines(["*fake_llm: 1 scripted answer(s) were never used:", "*left over*"])
 
 
 def test_closed_assertions(pytester: pytest.Pytester, write: Write) -> None:

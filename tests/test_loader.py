@@ -154,7 +154,9 @@ def test_turn_needs_exactly_one_starter(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match="exactly one of user, say, generate_reply"):
         load(tmp_path, "scenarios:\n  - label: a\n    agentsim:\n      turns: [{llm: [x]}]\n")
     with pytest.raises(ScenarioError, match=r"\(it has user, say\)"):
-        load(tmp_path, "scenarios:\n  - label: a\n    agentsim:\n      turns: [{user: a, say: b}]\n")
+        load(
+            tmp_path, "scenarios:\n  - label: a\n    agentsim:\n      turns: [{user: a, say: b}]\n"
+        )
 
 
 def test_turns_only_in_scenarios(tmp_path: Path) -> None:
@@ -184,7 +186,10 @@ def test_expectation_shapes(tmp_path: Path) -> None:
     t = s.config.turns[0]
     assert t.expect is not None
     assert [e.type for e in t.expect] == [
-        "message", "function_call", "function_call_output", "agent_handoff",
+        "message",
+        "function_call",
+        "function_call_output",
+        "agent_handoff",
     ]
     assert t.expect[0].text is not None and t.expect[0].text.matches("well HELLO there")
     assert t.expect[2].text is not None and t.expect[2].text.matches("ok!")
@@ -220,11 +225,17 @@ def test_anchors_and_merges_in_agentsim(tmp_path: Path) -> None:
 def test_python_fault_api() -> None:
     q = faults.quota_exceeded()
     assert q.status == 429
-    assert q.headers["X-LiveKit-Inference-Credits-Used"] == q.headers[
-        "X-LiveKit-Inference-Credits-Limit"
-    ]
+    assert (
+        q.headers["X-LiveKit-Inference-Credits-Used"]
+        == q.headers["X-LiveKit-Inference-Credits-Limit"]
+    )
     assert set(q.body or {}) == {
-        "type", "error", "quota_type", "category", "hint", "remaining_limit",
+        "type",
+        "error",
+        "quota_type",
+        "category",
+        "hint",
+        "remaining_limit",
     }
     r = faults.rate_limited()
     assert r.kind == "rate_limited" and r.times == 1 and not r.terminal
@@ -237,7 +248,9 @@ def test_python_fault_api() -> None:
     got = [script.next() for _ in range(5)]
     assert got[0] == "a" and got[3] == "b"
     assert [g.kind for g in got if isinstance(g, faults.Fault)] == [
-        "server_error", "server_error", "timeout",
+        "server_error",
+        "server_error",
+        "timeout",
     ]
     assert script.unused() == []
     with pytest.raises(faults.ScriptExhausted):

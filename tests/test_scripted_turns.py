@@ -245,16 +245,21 @@ def test_agent_binding_precedence(pytester: pytest.Pytester, write: Write) -> No
 """
 
     def check(expected: str, *args: str, yaml_agent: bool) -> None:
-        project(write, turns.replace("EXPECTED", expected),
-                agent="agents:agent_b" if yaml_agent else "")
+        project(
+            write, turns.replace("EXPECTED", expected), agent="agents:agent_b" if yaml_agent else ""
+        )
         if not yaml_agent:
             text = (pytester.path / "scenarios.yaml").read_text()
             (pytester.path / "scenarios.yaml").write_text(
-                text.replace('agentsim:\n  agent: ""\n', ""))
+                text.replace('agentsim:\n  agent: ""\n', "")
+            )
         pytester.runpytest("--agentsim", *args).assert_outcomes(passed=1)
 
-    write("conftest.py", "import pytest\n\n@pytest.fixture\ndef agentsim_agent():\n"
-          "    from agents import agent_d\n    return agent_d\n")
+    write(
+        "conftest.py",
+        "import pytest\n\n@pytest.fixture\ndef agentsim_agent():\n"
+        "    from agents import agent_d\n    return agent_d\n",
+    )
     write("pytest.ini", "[pytest]\npythonpath = .\nagentsim_agent = agents:agent_c\n")
     check("echo", "--agentsim-agent", "agents:EchoAgent", yaml_agent=True)  # CLI wins
     check("B", yaml_agent=True)  # the file beats ini and fixture
@@ -296,8 +301,10 @@ def test_bad_agent_reference(pytester: pytest.Pytester, write: Write) -> None:
     project(write, "- user: hi\n  llm: [ok]\n", agent="agents:EchoAgnet")
     result = pytester.runpytest("--agentsim")
     result.stdout.fnmatch_lines(
-        ["*scenarios.yaml:3: agentsim.agent: module * has no attribute 'EchoAgnet'*",
-         "*did you mean 'EchoAgent'?*"]
+        [
+            "*scenarios.yaml:3: agentsim.agent: module * has no attribute 'EchoAgnet'*",
+            "*did you mean 'EchoAgent'?*",
+        ]
     )
 
 
@@ -340,5 +347,9 @@ scenarios:
     result = pytester.runpytest("--agentsim")
     result.assert_outcomes(failed=1, passed=1)
     result.stdout.fnmatch_lines(
-        ["*did not finish within 0.5s*", "*agentsim transcript*", "*tool call still running: hang({})*"]
+        [
+            "*did not finish within 0.5s*",
+            "*agentsim transcript*",
+            "*tool call still running: hang({})*",
+        ]
     )

@@ -51,8 +51,10 @@ class ClinicAgent(Agent):
             instructions="You are the receptionist of a small clinic. Offer free slots, "
             "collect an email address before booking, and hand billing questions to billing."
         )
-        self.calendar = calendar if calendar is not None else Calendar(
-            free=["2026-06-15T09:00", "2026-06-15T14:30", "2026-06-16T10:00"]
+        self.calendar = (
+            calendar
+            if calendar is not None
+            else Calendar(free=["2026-06-15T09:00", "2026-06-15T14:30", "2026-06-16T10:00"])
         )
 
     @function_tool
