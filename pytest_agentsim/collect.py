@@ -108,13 +108,14 @@ class ScenarioItem(pytest.Function):
     ) -> str | TerminalRepr:
         from .harness import AgentSimAssertionError
         from .runner import ScenarioFailure
+        from .snapshot import HistorySnapshotMismatch
 
         err = excinfo.value
         if isinstance(err, ScenarioFailure):
             return f"{err.headline()}\n(transcript below, in 'agentsim transcript')"
         if isinstance(err, ScenarioError):
             return str(relative_to_invocation(err, self.config))
-        if isinstance(err, AgentSimAssertionError):
+        if isinstance(err, AgentSimAssertionError | HistorySnapshotMismatch):
             return str(err)
         return super().repr_failure(excinfo)
 
@@ -159,6 +160,11 @@ class ScenarioItem(pytest.Function):
         from .timeline import render_transcript
 
         self.stash[_TRANSCRIPT_KEY] = render_transcript(run.timeline)
+        snapshot_on = s.config.snapshot if s.config.snapshot is not None else settings.snapshot
+        if snapshot_on and run.history is not None:
+            from .snapshot import assert_history_snapshot
+
+            assert_history_snapshot(request.getfixturevalue("snapshot"), run.history)
 
     def _target(self, request: pytest.FixtureRequest) -> Any:
         from .binding import resolve_target

@@ -115,7 +115,14 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "agentsim_allow_unused: do not fail the test when scripted fake answers were not used.",
     )
-    config.stash[SETTINGS_KEY] = Settings.from_config(config)
+    settings = Settings.from_config(config)
+    config.stash[SETTINGS_KEY] = settings
+    if not settings.enabled:
+        # without --agentsim, scenario snapshots have no items: keep syrupy from reporting
+        # them as unused (or deleting them on --snapshot-update)
+        from .snapshot import ignore_scenario_snapshots
+
+        ignore_scenario_snapshots(config.option)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
