@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 __all__ = ["ObservedEvent", "RunSettings", "ScenarioFailure", "ScenarioRun", "run_scenario"]
 
 
+# How long after a turn a `closed:` expectation waits for the session to close.
+CLOSE_GRACE = 1.0
+
+
 class ScenarioFailure(AssertionError):
     """A scenario did not behave as scripted; ``str()`` is the readable report."""
 
@@ -318,7 +322,9 @@ class _Run:
                 mark=unscripted[0],
             )
         if turn.closed is not None and turn.closed.closed and not sim.closed:
-            await sim.wait_closed(timeout=min(sim.timeout, 5.0))
+            # fakes are instant: a close that is coming arrives within loop turns, so a
+            # short bound only costs time when the agent never closes (a failure)
+            await sim.wait_closed(timeout=min(sim.timeout, CLOSE_GRACE))
         if turn.expect is not None:
             self.check_expect(turn, observed)
         if turn.spoken is not None:
@@ -507,13 +513,12 @@ async def run_scenario(
     run = _Run(scenario, sim)
     agent = make_agent(scenario)
     backoff = no_backoff() if not settings.real_timing else _null_context()
-    timed_out = False
+    failed = True
     try:
         with backoff:
             try:
                 await asyncio.wait_for(run.play(agent, settings), timeout=settings.timeout)
             except asyncio.TimeoutError:
-                timed_out = True
                 for call in sim.pending_tool_calls():
                     sim._note("note", f"tool call still running: {call}")
                 raise run.fail(
@@ -521,9 +526,11 @@ async def run_scenario(
                     sim._current_line,
                 ) from None
             history = sim.history if sim.started else None
+            failed = False
     finally:
-        # after a hang, don't wait for livekit's graceful drain of the stuck speech
-        await sim.aclose(timeout=0.2 if timed_out else 5.0)
+        # a failed or hung scenario is over: don't wait for livekit's graceful drain of
+        # speech that may never finish
+        await sim.aclose(timeout=0.2 if failed else 5.0)
     return ScenarioRun(sim=sim, timeline=sim.timeline, history=history)
 
 
