@@ -54,6 +54,17 @@ def relative_to_invocation(err: ScenarioError, config: pytest.Config) -> Scenari
     return err
 
 
+def network_report(blocked: list[str]) -> str:
+    """Why a run that tried to leave the machine fails, and how to fix it."""
+    listing = "\n".join(f"    {b}" for b in dict.fromkeys(blocked))
+    return (
+        "the agent tried to reach the network (blocked in offline runs):\n"
+        f"{listing}\n"
+        "  fix: script that model with the fakes (llm:/tts: steps) or the inference_gateway "
+        "fixture, or pass --agentsim-allow-network"
+    )
+
+
 def run_scenario_item(request: pytest.FixtureRequest) -> None:
     """The test function of every scenario item."""
     __tracebackhide__ = True
@@ -150,16 +161,31 @@ class ScenarioItem(pytest.Function):
             allow_unused=bool(s.config.allow_unused)
             or self.get_closest_marker("agentsim_allow_unused") is not None,
             real_timing=settings.real_timing,
+            transport=settings.transport or s.config.transport or "fake",
         )
+        from .timeline import render_transcript
+        from .transport.offline import block_network
+
+        guard = None if settings.allow_network else block_network()
         try:
-            run = asyncio.run(run_scenario(s, target.build, run_settings))
+            with guard if guard is not None else contextlib.nullcontext():
+                run = asyncio.run(run_scenario(s, target.build, run_settings))
         except ScenarioFailure as e:
             self.stash[_TRANSCRIPT_KEY] = e.transcript
+            if guard is not None and guard.blocked:
+                raise ScenarioFailure(
+                    f"{e.reason}\n{network_report(guard.blocked)}",
+                    location=e.location,
+                    transcript=e.transcript,
+                ) from None
             raise
         self.stash[_RUN_KEY] = run
-        from .timeline import render_transcript
-
-        self.stash[_TRANSCRIPT_KEY] = render_transcript(run.timeline)
+        transcript = render_transcript(run.timeline)
+        self.stash[_TRANSCRIPT_KEY] = transcript
+        if guard is not None and guard.blocked:
+            raise ScenarioFailure(
+                network_report(guard.blocked), location=None, transcript=transcript
+            )
         snapshot_on = s.config.snapshot if s.config.snapshot is not None else settings.snapshot
         if snapshot_on and run.history is not None:
             from .snapshot import assert_history_snapshot

@@ -24,6 +24,8 @@ class Settings:
     timeout_from_cli: bool
     real_timing: bool
     snapshot: bool
+    transport: str | None
+    allow_network: bool
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -53,6 +55,8 @@ class Settings:
             timeout_from_cli=timeout_cli is not None,
             real_timing=bool(opt("--agentsim-real-timing")),
             snapshot=bool(config.getini("agentsim_snapshot")),
+            transport=opt("--agentsim-transport"),
+            allow_network=bool(opt("--agentsim-allow-network")),
         )
 
 

@@ -153,6 +153,9 @@ class CallScript(Generic[T]):
         self._scheduled: list[Fault] = []
         self.calls = 0
         self.fired: list[tuple[int, Fault]] = []  # (call number, fault)
+        # called with (call number, fault) whenever a call fails, for timelines of
+        # servers (the gateway) that have no observer API of their own
+        self.fault_observers: list[Callable[[int, Fault], None]] = []
 
     def add(self, answer: T) -> None:
         self._queue.append(answer)
@@ -178,6 +181,13 @@ class CallScript(Generic[T]):
 
     def next(self) -> T | Fault:
         """The answer for the next call; raises :class:`ScriptExhausted` if none."""
+        answer = self._next()
+        if isinstance(answer, Fault):
+            for fn in self.fault_observers:
+                fn(self.calls, answer)
+        return answer
+
+    def _next(self) -> T | Fault:
         self.calls += 1
         n = self.calls
         for fault in self._scheduled:

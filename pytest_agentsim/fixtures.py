@@ -7,6 +7,7 @@ stays free for runs that do not use it.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -85,19 +86,22 @@ async def agentsim(
 
     Retry backoff costs no wall time (``--agentsim-real-timing`` restores it).
     """
+    from .collect import network_report
     from .config import SETTINGS_KEY
     from .fakes import no_backoff
     from .harness import AgentSim
+    from .transport.offline import block_network
 
     settings = request.config.stash[SETTINGS_KEY]
     sim = AgentSim(llm=fake_llm, tts=fake_tts, stt=fake_stt, timeout=settings.timeout)
-    if settings.real_timing:
+    with contextlib.ExitStack() as stack:
+        if not settings.real_timing:
+            stack.enter_context(no_backoff())
+        guard = None if settings.allow_network else stack.enter_context(block_network())
         yield sim
         await sim.aclose()
-        return
-    with no_backoff():
-        yield sim
-        await sim.aclose()
+    if guard is not None and guard.blocked:
+        pytest.fail(network_report(guard.blocked), pytrace=False)
 
 
 @pytest.fixture

@@ -12,12 +12,15 @@ almost always means the agent did not do what the test author expected; mark the
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 import pytest_asyncio
 
 from .faults import Fault
-from .transport import InferenceGateway
+
+if TYPE_CHECKING:  # the transport pulls in aiohttp/respx/httpx2: import it only when used
+    from .transport import InferenceGateway
 
 # Both fixtures must be registered (import the module as a plugin, or import both names
 # into the plugin module): `inference_gateway` depends on `_agentsim_gateway_running`.
@@ -58,6 +61,8 @@ def unused_report(gateway: InferenceGateway) -> str | None:
 
 @pytest_asyncio.fixture
 async def _agentsim_gateway_running() -> AsyncIterator[InferenceGateway]:
+    from .transport import InferenceGateway
+
     async with InferenceGateway() as gateway:
         yield gateway
 

@@ -11,14 +11,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from .fakes import FakeEvent, FakeLLM, FakeSTT, FakeTTS, Spoken, attach_outputs, make_session
+from .faults import CallScript, Fault
 from .timeline import TimelineEntry, render_transcript
 
 if TYPE_CHECKING:
     from livekit.agents import Agent, AgentSession
     from livekit.agents.voice.run_result import RunResult
+
+    from .transport import InferenceGateway
 
 __all__ = ["AgentSim", "AgentSimAssertionError", "describe_error"]
 
@@ -69,11 +73,17 @@ class AgentSim:
         tts: FakeTTS | None = None,
         stt: FakeSTT | None = None,
         timeout: float = 30.0,
+        gateway: InferenceGateway | None = None,
+        llm_model: str = "openai/gpt-4.1-mini",
     ) -> None:
         self.fake_llm = llm if llm is not None else FakeLLM()
         self.fake_tts = tts if tts is not None else FakeTTS()
         self.fake_stt = stt if stt is not None else FakeSTT()
         self.timeout = timeout
+        # with a gateway, the session uses the real inference.LLM client, answered over
+        # its real HTTP stack by the fake gateway from the same kind of script
+        self.gateway = gateway
+        self.llm_model = llm_model
         self.timeline: list[TimelineEntry] = []
         self.results: list[RunResult[Any]] = []
         self.errors: list[Any] = []  # livekit ErrorEvent objects
@@ -88,6 +98,35 @@ class AgentSim:
         self._current_line: int | None = None
         for fake in (self.fake_llm, self.fake_tts, self.fake_stt):
             fake.add_observer(self._on_fake_event)
+        if gateway is not None:
+            for resource, script in (("llm", gateway.llm), ("tts", gateway.tts)):
+                script.fault_observers.append(self._gateway_fault_observer(resource))
+
+    def _gateway_fault_observer(self, resource: str) -> Callable[[int, Fault], None]:
+        def observe(call: int, fault: Fault) -> None:
+            self._note(
+                "fault",
+                f"{resource} call {call} (gateway): {fault.describe()}",
+                resource=resource,
+                fault=fault.kind,
+            )
+
+        return observe
+
+    @property
+    def llm_script(self) -> CallScript[Any]:
+        """Where the LLM's scripted answers and faults go (the fake or the gateway)."""
+        return self.gateway.llm if self.gateway is not None else self.fake_llm.script
+
+    @property
+    def tts_script(self) -> CallScript[Any]:
+        return self.fake_tts.script
+
+    def unscripted_calls(self) -> list[str]:
+        """Model calls that found nothing scripted (they fail the turn)."""
+        if self.gateway is not None:
+            return list(self.gateway.unscripted)
+        return [str(e) for e in self.fake_llm.errors]
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -110,6 +149,10 @@ class AgentSim:
             raise ValueError(f"mode must be 'text' or 'audio', got {mode!r}")
         self.mode = mode
         kwargs: dict[str, Any] = {"llm": self.fake_llm}
+        if self.gateway is not None:
+            from livekit.agents import inference
+
+            kwargs["llm"] = inference.LLM(model=self.llm_model)
         if mode == "audio":
             kwargs["tts"] = self.fake_tts
         kwargs.update(session_kwargs)

@@ -23,13 +23,16 @@ from .fixtures import (
     fake_stt,
     fake_tts,
 )
+from .gateway_fixtures import _agentsim_gateway_running, inference_gateway
 
 __all__ = [
+    "_agentsim_gateway_running",
     "agentsim",
     "agentsim_scenario",
     "fake_llm",
     "fake_stt",
     "fake_tts",
+    "inference_gateway",
 ]
 
 DEFAULT_PATTERNS = [
@@ -76,6 +79,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="let retries wait for real (by default retry backoff costs no wall "
         "time; attempt counts are unchanged).",
+    )
+    group.addoption(
+        "--agentsim-transport",
+        default=None,
+        choices=("fake", "gateway"),
+        help="fake: in-process fake models (default); gateway: the real livekit "
+        "inference.LLM client against the loopback fake gateway. Overrides the YAML.",
+    )
+    group.addoption(
+        "--agentsim-allow-network",
+        action="store_true",
+        default=None,
+        help="let agents under test reach non-loopback hosts (blocked by default).",
     )
     parser.addini(
         "agentsim",

@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .errors import ScenarioError
-from .fakes import FakeLLM, FakeSTT, FakeTTS, no_backoff
-from .faults import Fault
+from .fakes import no_backoff
+from .faults import CallScript, Fault
 from .harness import AgentSim, AgentSimAssertionError
 from .script import EventExpectation, SpokenExpectation, ToolMock, Turn
 from .timeline import TimelineEntry, render_transcript
@@ -58,6 +58,7 @@ class RunSettings:
     timeout: float = 30.0
     allow_unused: bool = False
     real_timing: bool = False
+    transport: str = "fake"  # "gateway": the real inference.LLM against the fake gateway
 
 
 @dataclasses.dataclass
@@ -211,6 +212,7 @@ class _Run:
         self.scenario = scenario
         self.sim = sim
         self.answer_lines: dict[int, int | None] = {}
+        self.unscripted_seen = 0
 
     def loc(self, line: int | None) -> str:
         return f"{self.scenario.path.name}:{line}" if line else self.scenario.path.name
@@ -234,14 +236,14 @@ class _Run:
     def queue_turn(self, turn: Turn) -> None:
         for step in turn.llm:
             if step.fault is not None:
-                self.sim.fake_llm.add_fault(step.fault)
+                self.sim.llm_script.add_fault(step.fault)
                 self.answer_lines[id(step.fault)] = step.line
             elif step.answer is not None:
-                self.sim.fake_llm.script.add(step.answer)
+                self.sim.llm_script.add(step.answer)
                 self.answer_lines[id(step.answer)] = step.line
         for step in turn.tts:
             if step.fault is not None:
-                self.sim.fake_tts.add_fault(step.fault)
+                self.sim.tts_script.add_fault(step.fault)
                 self.answer_lines[id(step.fault)] = step.line
 
     @contextlib.contextmanager
@@ -271,16 +273,14 @@ class _Run:
                 stack.enter_context(mock_tools(cls, table))
             yield
 
+    def scripts(self) -> dict[str, CallScript[Any]]:
+        sim = self.sim
+        return {"llm": sim.llm_script, "tts": sim.tts_script, "stt": sim.fake_stt.script}
+
     async def play(self, agent: Agent, settings: RunSettings) -> None:
         sim = self.sim
         for sf in self.scenario.config.faults:
-            fakes: dict[str, FakeLLM | FakeTTS | FakeSTT] = {
-                "llm": sim.fake_llm,
-                "tts": sim.fake_tts,
-                "stt": sim.fake_stt,
-            }
-            fake = fakes[sf.resource]
-            fake.add_fault(sf.fault)
+            self.scripts()[sf.resource].add_fault(sf.fault)
             self.answer_lines[id(sf.fault)] = sf.line
         turns = self.scenario.config.turns or ()
         await sim.start(agent, mode="audio" if settings.mode == "audio" else "text")
@@ -312,14 +312,18 @@ class _Run:
                     observed = _observe_timeline(sim.timeline, sim.turn)
         except AgentSimAssertionError as e:
             raise self.fail(str(e).split("\n\n", 1)[0], turn.line) from None
-        unscripted = [
-            e for e in sim.timeline[start:] if e.kind == "error" and "no scripted" in e.text
-        ]
+        unscripted = sim.unscripted_calls()[self.unscripted_seen :]
+        self.unscripted_seen += len(unscripted)
         if unscripted:
+            entry = next(
+                (e for e in sim.timeline[start:] if e.kind == "error" and "no scripted" in e.text),
+                None,
+            )
             raise self.fail(
-                f"turn {turn.index + 1}: the agent made a model call the scenario did not script",
+                f"turn {turn.index + 1}: the agent made a model call the scenario did not script "
+                f"({unscripted[0]})",
                 turn.line,
-                mark=unscripted[0],
+                mark=entry,
             )
         if turn.closed is not None and turn.closed.closed and not sim.closed:
             # fakes are instant: a close that is coming arrives within loop turns, so a
@@ -442,12 +446,8 @@ class _Run:
 
     def check_unused(self) -> None:
         leftovers: list[tuple[str, int | None]] = []
-        for resource, fake in (
-            ("llm", self.sim.fake_llm),
-            ("tts", self.sim.fake_tts),
-            ("stt", self.sim.fake_stt),
-        ):
-            for item in fake.unused():
+        for resource, script in self.scripts().items():
+            for item in script.unused():
                 what = item.describe() if isinstance(item, Fault) else _describe_answer(item)
                 leftovers.append((f"{resource}: {what}", self.answer_lines.get(id(item))))
         if leftovers:
@@ -504,7 +504,27 @@ async def run_scenario(
     *,
     sim: AgentSim | None = None,
 ) -> ScenarioRun:
-    """Run one scripted scenario; raises ScenarioFailure (or ScenarioError) on failure."""
+    """Run one scripted scenario; raises ScenarioFailure (or ScenarioError) on failure.
+
+    With ``settings.transport == "gateway"`` the session's LLM is the real
+    ``livekit.agents.inference.LLM``, served the same script over HTTP by the fake gateway.
+    """
+    if settings.transport == "gateway" and sim is None:
+        from .transport import InferenceGateway
+
+        async with InferenceGateway() as gateway:
+            sim = AgentSim(timeout=settings.timeout, gateway=gateway)
+            return await _run_scenario(scenario, make_agent, settings, sim=sim)
+    return await _run_scenario(scenario, make_agent, settings, sim=sim)
+
+
+async def _run_scenario(
+    scenario: Scenario,
+    make_agent: Callable[[Scenario], Agent],
+    settings: RunSettings,
+    *,
+    sim: AgentSim | None = None,
+) -> ScenarioRun:
     if scenario.config.turns is None:
         raise ScenarioError(
             "scenario has no agentsim.turns", path=scenario.path, line=scenario.line

@@ -56,7 +56,7 @@ from pytest_agentsim.transport import (
     wire,
 )
 
-pytest_plugins = ["pytest_agentsim.gateway_fixtures"]
+# the gateway fixtures come with the agentsim plugin (entry point)
 
 NO_RETRY = APIConnectOptions(max_retry=0, timeout=2.0)
 QUOTA_HEADERS = {
