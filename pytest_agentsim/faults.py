@@ -113,10 +113,16 @@ class Fault:
                 retryable=self.retryable,
             )
         elif self.status is not None:
+            # What livekit's OpenAI-based clients raise today: the openai SDK unwraps the
+            # JSON body to its "error" member and names only the status, so the gateway's
+            # structured quota fields (category, quota_type, ...) never reach the agent.
+            body: Any = dict(self.body) if self.body else None
+            if isinstance(body, dict) and "error" in body:
+                body = body["error"]
             err = exc.APIStatusError(
-                self.message,
+                f"Error code: {self.status}",
                 status_code=self.status,
-                body=dict(self.body) if self.body else None,
+                body=body,
                 retryable=self.retryable,
             )
         else:

@@ -50,6 +50,8 @@ def describe_error(err: BaseException | None) -> str:
     if isinstance(body, dict) and body.get("type"):
         parts.append(str(body["type"]))
     text = " ".join(parts) + f": {msg}"
+    if isinstance(body, str) and body and body not in msg:
+        text += f" ({body})"
     flags = []
     if getattr(err, "retryable", None) is False:
         flags.append("not retryable")

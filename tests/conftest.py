@@ -9,7 +9,9 @@ import livekit.agents  # noqa: F401
 import pytest
 
 import pytest_agentsim.harness
-import pytest_agentsim.runner  # noqa: F401
+import pytest_agentsim.runner
+import pytest_agentsim.snapshot
+import pytest_agentsim.transport  # noqa: F401 - respx mocker classes must register once
 
 pytest_plugins = ["pytester"]
 

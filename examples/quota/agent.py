@@ -26,13 +26,18 @@ def is_quota_exhausted(err: BaseException | None) -> bool:
     inner = getattr(err, "error", err)  # ErrorEvent.error wraps the API error
     if type(inner).__name__ == "InferenceQuotaExceededError":
         return True
+    if getattr(inner, "status_code", None) != 429:
+        return False
+    # 1.8.x: the openai SDK unwraps the gateway's JSON to its "error" text, so the
+    # structured category is gone; the text still says which limit was hit
     body = getattr(inner, "body", None)
-    return (
-        getattr(inner, "status_code", None) == 429
-        and isinstance(body, dict)
-        and body.get("type") == "inference_quota_exceeded"
-        and body.get("category") in ("MaxGatewayCredits", "MaxBargeInRequests", "MaxEotRequests")
-    )
+    if isinstance(body, dict):
+        return body.get("type") == "inference_quota_exceeded" and body.get("category") in (
+            "MaxGatewayCredits",
+            "MaxBargeInRequests",
+            "MaxEotRequests",
+        )
+    return "quota exceeded" in str(body).lower()
 
 
 class ResilientAgent(Agent):
