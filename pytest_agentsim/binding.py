@@ -1,10 +1,10 @@
 """Resolve what a scenario runs: ``"package.module:Attr"`` into an agent target.
 
 A target is an ``Agent`` subclass, a factory ``(scenario) -> Agent`` (or one taking no
-arguments), or an ``AgentServer`` (entrypoint mode). Modules named by a path relative to
-the scenario file are loaded from that file under a name derived from their path, so two
-example folders that both hold an ``agent.py`` never shadow each other. Never imports
-pytest.
+arguments), or an ``AgentServer`` (entrypoint mode, see :mod:`pytest_agentsim.entrypoint`).
+Modules named by a path relative to the scenario file are loaded from that file under a
+name derived from their path, so two example folders that both hold an ``agent.py`` never
+shadow each other. Never imports pytest.
 """
 
 from __future__ import annotations
@@ -40,10 +40,13 @@ class AgentTarget:
         from livekit.agents import Agent
 
         if self.kind == "server":
+            # a server has no Agent to hand out: its entrypoint builds the session and the
+            # agent itself, so scenarios run it whole (runner.run_scenario -> entrypoint.py)
             raise ScenarioError(
-                f"{self.description} is an AgentServer: entrypoint mode is not available in "
-                "this version of pytest-agentsim",
-                fix="point agentsim.agent at your Agent class or a factory returning one",
+                f"{self.description} is an AgentServer: it runs in entrypoint mode (its "
+                "rtc_session entrypoint builds the agent), so there is no Agent to build",
+                fix="pass the AgentTarget itself to run_scenario, or point at the Agent class "
+                "for a session built by the plugin",
             )
         fn: Callable[..., Any] = self.obj
         try:

@@ -23,12 +23,14 @@ if TYPE_CHECKING:
     from _pytest._code.code import TerminalRepr
 
     from .runner import ScenarioRun
+    from .timeline import TimelineEntry
 
 
 __all__ = ["ScenarioItem", "ScenarioYamlFile", "run_scenario_item"]
 
 _RUN_KEY: pytest.StashKey[ScenarioRun] = pytest.StashKey()
 _TRANSCRIPT_KEY = pytest.StashKey[str]()
+TIMELINE_KEY: pytest.StashKey[list[TimelineEntry]] = pytest.StashKey()
 
 
 class ScenarioYamlFile(pytest.File):
@@ -75,6 +77,7 @@ def run_scenario_item(request: pytest.FixtureRequest) -> None:
 
 class ScenarioItem(pytest.Function):
     scenario: Scenario
+    snapshot_diff: str | None = None
 
     @classmethod
     def from_scenario(cls, parent: ScenarioYamlFile, scenario: Scenario) -> ScenarioItem:
@@ -113,6 +116,9 @@ class ScenarioItem(pytest.Function):
 
     def transcript(self) -> str | None:
         return self.stash.get(_TRANSCRIPT_KEY, None)
+
+    def timeline(self) -> list[TimelineEntry]:
+        return self.stash.get(TIMELINE_KEY, [])
 
     def repr_failure(  # type: ignore[override]
         self, excinfo: pytest.ExceptionInfo[BaseException]
@@ -169,17 +175,20 @@ class ScenarioItem(pytest.Function):
         guard = None if settings.allow_network else block_network()
         try:
             with guard if guard is not None else contextlib.nullcontext():
-                run = asyncio.run(run_scenario(s, target.build, run_settings))
+                run = asyncio.run(run_scenario(s, target, run_settings))
         except ScenarioFailure as e:
             self.stash[_TRANSCRIPT_KEY] = e.transcript
+            self.stash[TIMELINE_KEY] = e.timeline
             if guard is not None and guard.blocked:
                 raise ScenarioFailure(
                     f"{e.reason}\n{network_report(guard.blocked)}",
                     location=e.location,
                     transcript=e.transcript,
+                    timeline=e.timeline,
                 ) from None
             raise
         self.stash[_RUN_KEY] = run
+        self.stash[TIMELINE_KEY] = run.timeline
         transcript = render_transcript(run.timeline)
         self.stash[_TRANSCRIPT_KEY] = transcript
         if guard is not None and guard.blocked:
@@ -188,9 +197,13 @@ class ScenarioItem(pytest.Function):
             )
         snapshot_on = s.config.snapshot if s.config.snapshot is not None else settings.snapshot
         if snapshot_on and run.history is not None:
-            from .snapshot import assert_history_snapshot
+            from .snapshot import HistorySnapshotMismatch, assert_history_snapshot
 
-            assert_history_snapshot(request.getfixturevalue("snapshot"), run.history)
+            try:
+                assert_history_snapshot(request.getfixturevalue("snapshot"), run.history)
+            except HistorySnapshotMismatch as e:
+                self.snapshot_diff = e.diff  # for the HTML report
+                raise
 
     def _target(self, request: pytest.FixtureRequest) -> Any:
         from .binding import resolve_target

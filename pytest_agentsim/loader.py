@@ -12,14 +12,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from .errors import ScenarioError, did_you_mean
-from .script import AgentsimConfig, line_of, mapping_pairs, merge_configs, parse_agentsim_block
-from .yamlv3 import YamlError, compose, scalar_text, userdata_json
+from .script import (
+    AgentsimConfig,
+    complex_key,
+    line_of,
+    mapping_pairs,
+    merge_configs,
+    parse_agentsim_block,
+)
+from .yamlv3 import MAP_TAG, YamlError, compose_document, is_null, scalar_text, userdata_json
 
 if TYPE_CHECKING:
     from livekit.protocol.agent_simulation import Scenario as ScenarioProto
@@ -115,6 +124,15 @@ def _err(path: Path, node: yaml.Node | None, message: str, fix: str | None = Non
     return ScenarioError(message, path=path, line=line_of(node), fix=fix)
 
 
+def _kind(node: yaml.Node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    shown = node.value if len(node.value) <= 40 else node.value[:37] + "..."
+    return f"the scalar {shown!r}"
+
+
 def _text(path: Path, node: yaml.Node, what: str) -> str:
     try:
         return scalar_text(node, what)
@@ -135,43 +153,98 @@ def _typo_warning(
     )
 
 
+def _too_big(path: Path, size: int) -> ScenarioError:
+    return ScenarioError(
+        f"file is {size} bytes, over the {MAX_FILE_BYTES} byte limit",
+        path=path,
+        fix="split it into several scenario files",
+    )
+
+
+def _read(path: Path) -> bytes:
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            # a FIFO or device would block or never end
+            raise ScenarioError(
+                "not a regular file", path=path, fix="point pytest at a scenarios.yaml file"
+            )
+        if info.st_size > MAX_FILE_BYTES:
+            raise _too_big(path, info.st_size)
+        with path.open("rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)  # the file may have grown since stat()
+    except OSError as e:
+        raise ScenarioError(
+            f"cannot read file: {e.strerror or e}",
+            path=path,
+            fix="check that the file exists and is readable",
+        ) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise _too_big(path, os.path.getsize(path))
+    return data
+
+
 def load_scenario_file(path: str | Path) -> ScenarioFile:
     """Read and validate one scenario file; raises ScenarioError on any problem."""
     path = Path(path)
+    data = _read(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ScenarioError(
-                f"file is {size} bytes, over the {MAX_FILE_BYTES} byte limit",
-                path=path,
-                fix="split it into several scenario files",
-            )
-        data = path.read_bytes()
-    except OSError as e:
-        raise ScenarioError(f"cannot read file: {e.strerror or e}", path=path) from None
-    try:
-        root = compose(data)
+        root, ignored = compose_document(data)
     except YamlError as e:
         raise ScenarioError(e.message, path=path, line=e.line, fix=e.fix) from None
-    return _load(path, root)
+    loaded = _load(path, root)
+    if ignored is not None:
+        loaded.warnings.insert(
+            0,
+            FileWarning(
+                "a second YAML document starts here; it is ignored, as lk agent simulate "
+                "ignores it (only the first document is read): move its scenarios into the "
+                "first document's `scenarios:` list or into a file of its own",
+                ignored,
+            ),
+        )
+    return loaded
+
+
+def _no_complex_keys(path: Path, node: yaml.MappingNode, where: str) -> None:
+    bad = complex_key(node)
+    if bad is not None:
+        kind, tag = ("mapping", "map") if isinstance(bad, yaml.MappingNode) else ("list", "seq")
+        raise _err(
+            path,
+            bad,
+            f"a {kind} cannot be a key in {where} (lk agent simulate fails with "
+            f'"cannot unmarshal !!{tag} into string")',
+            "keys are plain names; check for a stray `?` or for `{`/`[` at the start of a key",
+        )
 
 
 def _load(path: Path, root: yaml.Node) -> ScenarioFile:
     example = "name: My agent\nscenarios:\n  - label: ...\n    instructions: ..."
     if not isinstance(root, yaml.MappingNode):
+        if is_null(root):
+            raise _err(
+                path,
+                root,
+                "the file holds only null: no `name`, no `scenarios`",
+                f"start the file like:\n{example}",
+            )
         raise _err(
             path,
             root,
-            "a scenario file must be a mapping with `name` and `scenarios`",
+            f"a scenario file must be a mapping with `name` and `scenarios`, got {_kind(root)}",
             f"start the file like:\n{example}",
         )
     warnings: list[FileWarning] = []
     top: dict[str, yaml.Node] = {}
+    _no_complex_keys(path, root, "the file")
+    typos: dict[str, yaml.Node] = {}
     for k, v in mapping_pairs(root):
         if k.value in FILE_KEYS:
             top[k.value] = v
         elif (w := _typo_warning(k.value, FILE_KEYS, "the file", line_of(k))) is not None:
             warnings.append(w)
+            typos[k.value] = k
     name = _text(path, top["name"], "name") if "name" in top else ""
     file_id = _text(path, top["id"], "id") if "id" in top else ""
     file_cfg = (
@@ -180,6 +253,16 @@ def _load(path: Path, root: yaml.Node) -> ScenarioFile:
         else AgentsimConfig()
     )
     if "scenarios" not in top:
+        typo = next(
+            (k for t, k in typos.items() if did_you_mean(t, FILE_KEYS) == "scenarios"), None
+        )
+        if typo is not None:
+            raise _err(
+                path,
+                typo,
+                f"the file has no `scenarios` list (is {typo.value!r} a typo?)",
+                f"rename {typo.value!r} to `scenarios`",
+            )
         raise _err(
             path,
             root,
@@ -187,14 +270,14 @@ def _load(path: Path, root: yaml.Node) -> ScenarioFile:
             "add `scenarios:` with at least one `- label: ...` entry",
         )
     snode = top["scenarios"]
-    if not isinstance(snode, yaml.SequenceNode):
+    if not isinstance(snode, yaml.SequenceNode) and not is_null(snode):
         raise _err(
             path,
             snode,
-            "`scenarios` must be a list of scenarios",
+            f"`scenarios` must be a list of scenarios, got {_kind(snode)}",
             "write each scenario as a `- label: ...` item",
         )
-    if not snode.value:
+    if not isinstance(snode, yaml.SequenceNode) or not snode.value:
         raise _err(
             path,
             snode,
@@ -229,14 +312,18 @@ def _load(path: Path, root: yaml.Node) -> ScenarioFile:
 def _scenario(
     path: Path, index: int, node: yaml.Node, file_cfg: AgentsimConfig, warnings: list[FileWarning]
 ) -> Scenario:
+    if is_null(node):
+        # yaml.v3 appends a zero scenario for a null item: an empty one, as `- {}` is
+        node = yaml.MappingNode(MAP_TAG, [], node.start_mark, node.end_mark)
     if not isinstance(node, yaml.MappingNode):
         raise _err(
             path,
             node,
-            f"scenario {index + 1} must be a mapping",
+            f"scenario {index + 1} must be a mapping, got {_kind(node)}",
             "write it as `- label: ...` with instructions and agent_expectations",
         )
     keys: dict[str, yaml.Node] = {}
+    _no_complex_keys(path, node, f"scenario {index + 1}")
     for k, v in mapping_pairs(node):
         if k.value in SCENARIO_KEYS:
             keys[k.value] = v
@@ -252,17 +339,17 @@ def _scenario(
     if "tags" in keys:
         tnode = keys["tags"]
         if isinstance(tnode, yaml.MappingNode):
+            _no_complex_keys(path, tnode, "tags")
             for k, v in mapping_pairs(tnode):
-                tags[_text(path, k, "a tag name")] = _text(path, v, f"tag {k.value!r}")
-        elif not (
-            isinstance(tnode, yaml.ScalarNode)
-            and tnode.style is None
-            and tnode.value in ("", "~", "null", "Null", "NULL")
-        ):
+                name = _text(path, k, "a tag name")
+                value = _text(path, v, f"tag {k.value!r}")
+                if not is_null(k):  # yaml.v3 cannot set a null key in a map[string]string
+                    tags[name] = value
+        elif not is_null(tnode):
             raise _err(
                 path,
                 tnode,
-                "`tags` must be a mapping of names to values",
+                f"`tags` must be a mapping of names to values, got {_kind(tnode)}",
                 "e.g. tags: {feature: booking}",
             )
     try:

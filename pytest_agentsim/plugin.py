@@ -93,6 +93,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="let agents under test reach non-loopback hosts (blocked by default).",
     )
+    group.addoption(
+        "--agentsim-report",
+        default=None,
+        metavar="PATH",
+        help="write one self-contained HTML page with every scenario's conversation.",
+    )
     parser.addini(
         "agentsim",
         type="bool",
@@ -171,11 +177,31 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
-    if call.when == "call" and isinstance(item, ScenarioItem):
+    if not isinstance(item, ScenarioItem):
+        return report
+    if call.when == "call":
         transcript = item.transcript()
         if transcript and report.failed:
             report.sections.append(("agentsim transcript", transcript))
+    if item.config.getoption("--agentsim-report") and (
+        call.when == "call" or (call.when == "setup" and not report.passed)
+    ):
+        from .reporting import record_report
+
+        record_report(item, report, item.timeline())
     return report
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    path = session.config.getoption("--agentsim-report")
+    if path:
+        from .reporting import write_session_report
+
+        written = write_session_report(session.config, Path(path))
+        if written is not None:
+            reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None:
+                reporter.write_line(f"agentsim report: {written}")
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:

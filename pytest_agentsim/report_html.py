@@ -31,6 +31,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from .timeline import TimelineEntry  # the harness record; re-exported for report users
+
 __all__ = [
     "KINDS",
     "OUTCOMES",
@@ -88,17 +90,6 @@ class TimelineEntryLike(Protocol):
 
     @property
     def yaml_line(self) -> int | None: ...
-
-
-@dataclasses.dataclass
-class TimelineEntry:
-    """One event in a scenario's conversation (see the module docs for each field)."""
-
-    kind: str
-    text: str
-    detail: dict[str, Any] = dataclasses.field(default_factory=dict)
-    failed: bool = False
-    yaml_line: int | None = None
 
 
 @dataclasses.dataclass

@@ -17,6 +17,7 @@ import json
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from .binding import AgentTarget
 from .errors import ScenarioError
 from .fakes import no_backoff
 from .faults import CallScript, Fault
@@ -39,10 +40,18 @@ CLOSE_GRACE = 1.0
 class ScenarioFailure(AssertionError):
     """A scenario did not behave as scripted; ``str()`` is the readable report."""
 
-    def __init__(self, reason: str, *, location: str | None, transcript: str) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        location: str | None,
+        transcript: str,
+        timeline: list[TimelineEntry] | None = None,
+    ) -> None:
         self.reason = reason
         self.location = location
         self.transcript = transcript
+        self.timeline = timeline or []
         super().__init__(f"{self.headline()}\n\nTranscript:\n{transcript}")
 
     def headline(self) -> str:
@@ -231,6 +240,7 @@ class _Run:
             transcript=render_transcript(
                 self.sim.timeline, failing=reason, failing_line=self.loc(line)
             ),
+            timeline=self.sim.timeline,
         )
 
     def queue_turn(self, turn: Turn) -> None:
@@ -255,22 +265,27 @@ class _Run:
         from livekit.agents import Agent
         from livekit.agents.voice.run_result import mock_tools
 
+        from .entrypoint import context_tool_mocks, session_tool_mocks
+
         table = {m.name: _mock_fn(m) for m in mocks}
         classes = _agent_classes(Agent)
         if "session" in inspect.signature(mock_tools).parameters:
+            # mocks the agent set itself (entrypoint mode) stay, under the turn's
+            own = session_tool_mocks(session)
             for cls in classes:
-                mock_tools(cls, table, session=session)
+                mock_tools(cls, {**own.get(cls, {}), **table}, session=session)
             try:
                 yield
             finally:
                 for cls in classes:
-                    mock_tools(cls, {}, session=session)
+                    mock_tools(cls, own.get(cls, {}), session=session)
             return
         # livekit < 1.7 only has the context-var form; the turn's tasks inherit the
         # context because session.run() creates them from this task
+        own = context_tool_mocks()
         with contextlib.ExitStack() as stack:
             for cls in classes:
-                stack.enter_context(mock_tools(cls, table))
+                stack.enter_context(mock_tools(cls, {**own.get(cls, {}), **table}))
             yield
 
     def scripts(self) -> dict[str, CallScript[Any]]:
@@ -278,13 +293,19 @@ class _Run:
         return {"llm": sim.llm_script, "tts": sim.tts_script, "stt": sim.fake_stt.script}
 
     async def play(self, agent: Agent, settings: RunSettings) -> None:
-        sim = self.sim
+        self.queue_scenario_faults()
+        await self.sim.start(agent, mode="audio" if settings.mode == "audio" else "text")
+        await self.play_turns(settings)
+
+    # queue_scenario_faults/play_turns: also the steps of entrypoint mode
+    # (pytest_agentsim.entrypoint.play_entrypoint), which starts the session its own way
+    def queue_scenario_faults(self) -> None:
         for sf in self.scenario.config.faults:
             self.scripts()[sf.resource].add_fault(sf.fault)
             self.answer_lines[id(sf.fault)] = sf.line
-        turns = self.scenario.config.turns or ()
-        await sim.start(agent, mode="audio" if settings.mode == "audio" else "text")
-        for turn in turns:
+
+    async def play_turns(self, settings: RunSettings) -> None:
+        for turn in self.scenario.config.turns or ():
             await self.play_turn(turn)
         if not settings.allow_unused:
             self.check_unused()
@@ -417,6 +438,20 @@ class _Run:
                 turn.line,
                 mark=entries[len(expected)],
             )
+        if expected and turn.closed is not None and turn.closed.closed:
+            # the fallback check: speech the turn expects must reach the user before the
+            # session closes, or the caller never hears it
+            close_at = next(
+                (i for i, e in enumerate(sim.timeline) if e.kind == "close"), len(sim.timeline)
+            )
+            for exp, entry in zip(expected, entries, strict=False):
+                if sim.timeline.index(entry) > close_at:
+                    raise self.fail(
+                        f"turn {turn.index + 1}: {exp.text.describe()} was spoken only after "
+                        "the session closed: the user never heard it",
+                        exp.line,
+                        mark=entry,
+                    )
 
     def check_closed(self, turn: Turn) -> None:
         exp = turn.closed
@@ -499,7 +534,7 @@ def _agent_classes(base: type) -> list[type]:
 
 async def run_scenario(
     scenario: Scenario,
-    make_agent: Callable[[Scenario], Agent],
+    make_agent: Callable[[Scenario], Agent] | AgentTarget,
     settings: RunSettings,
     *,
     sim: AgentSim | None = None,
@@ -508,6 +543,8 @@ async def run_scenario(
 
     With ``settings.transport == "gateway"`` the session's LLM is the real
     ``livekit.agents.inference.LLM``, served the same script over HTTP by the fake gateway.
+    ``make_agent`` is a factory or an :class:`~pytest_agentsim.binding.AgentTarget`; a
+    server target runs in entrypoint mode (:mod:`pytest_agentsim.entrypoint`).
     """
     if settings.transport == "gateway" and sim is None:
         from .transport import InferenceGateway
@@ -520,7 +557,7 @@ async def run_scenario(
 
 async def _run_scenario(
     scenario: Scenario,
-    make_agent: Callable[[Scenario], Agent],
+    make_agent: Callable[[Scenario], Agent] | AgentTarget,
     settings: RunSettings,
     *,
     sim: AgentSim | None = None,
@@ -531,13 +568,22 @@ async def _run_scenario(
         )
     sim = sim if sim is not None else AgentSim(timeout=settings.timeout)
     run = _Run(scenario, sim)
-    agent = make_agent(scenario)
+    # -- entrypoint mode hook: an AgentServer target runs its own rtc_session entrypoint
+    # in a fake job (the logic lives in pytest_agentsim/entrypoint.py)
+    if isinstance(make_agent, AgentTarget) and make_agent.kind == "server":
+        from .entrypoint import play_entrypoint
+
+        play = play_entrypoint(run, make_agent, settings)
+    else:
+        build = make_agent.build if isinstance(make_agent, AgentTarget) else make_agent
+        play = run.play(build(scenario), settings)
+    # -- end of entrypoint mode hook
     backoff = no_backoff() if not settings.real_timing else _null_context()
     failed = True
     try:
         with backoff:
             try:
-                await asyncio.wait_for(run.play(agent, settings), timeout=settings.timeout)
+                await asyncio.wait_for(play, timeout=settings.timeout)
             except asyncio.TimeoutError:
                 for call in sim.pending_tool_calls():
                     sim._note("note", f"tool call still running: {call}")

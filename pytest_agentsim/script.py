@@ -9,8 +9,10 @@ at it. This module never imports pytest.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import inspect
+import math
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -239,19 +241,60 @@ def line_of(node: yaml.Node | None) -> int | None:
     return node.start_mark.line + 1 if node is not None else None
 
 
+def _is_merge(key: yaml.Node) -> bool:
+    return isinstance(key, yaml.ScalarNode) and key.value == "<<" and key.style is None
+
+
+def _at_use_site(key: yaml.Node, value: yaml.Node) -> yaml.Node:
+    """The value, marked where an error about it as a whole should point: at its key when it
+    is an alias (the anchored node itself, marked where the anchor is defined) or a block
+    mapping/list starting on a later line (``turns:`` rather than its first item). A shallow
+    copy: its items keep their own lines."""
+    if value.start_mark is None or key.start_mark is None:
+        return value
+    aliased = value.start_mark.index < key.start_mark.index
+    block = (
+        isinstance(value, yaml.CollectionNode)
+        and not value.flow_style
+        and value.start_mark.line > key.start_mark.line
+    )
+    if not (aliased or block):
+        return value
+    site = copy.copy(value)
+    site.start_mark = key.start_mark
+    return site
+
+
+def complex_key(node: yaml.MappingNode) -> yaml.Node | None:
+    """The first key (merged mappings included) that is a mapping or a list, if any."""
+    for k, v in node.value:
+        if _is_merge(k):
+            sources = v.value if isinstance(v, yaml.SequenceNode) else [v]
+            for src in sources:
+                if isinstance(src, yaml.MappingNode) and (bad := complex_key(src)) is not None:
+                    return bad
+        elif not isinstance(k, yaml.ScalarNode):
+            return k  # type: ignore[no-any-return]
+    return None
+
+
 def mapping_pairs(node: yaml.MappingNode) -> Iterator[tuple[yaml.ScalarNode, yaml.Node]]:
-    """Key/value node pairs, with ``<<`` merges applied (explicit keys win)."""
+    """Key/value node pairs, with ``<<`` merges applied (explicit keys win).
+
+    Keys that are mappings or lists are skipped (check them with :func:`complex_key`); an
+    aliased value comes back marked at its key, so errors name the line that uses it.
+    """
     explicit: list[tuple[yaml.ScalarNode, yaml.Node]] = []
     merged: list[tuple[yaml.ScalarNode, yaml.Node]] = []
     for k, v in node.value:
-        if isinstance(k, yaml.ScalarNode) and k.value == "<<" and k.style is None:
+        if _is_merge(k):
             sources = v.value if isinstance(v, yaml.SequenceNode) else [v]
             for src in sources:
                 if isinstance(src, yaml.MappingNode):
                     merged.extend(mapping_pairs(src))
             continue
         if isinstance(k, yaml.ScalarNode):
-            explicit.append((k, v))
+            explicit.append((k, _at_use_site(k, v)))
     seen = {k.value for k, _ in explicit}
     out = list(explicit)
     for k, v in merged:
@@ -265,6 +308,7 @@ def _check_keys(
     ctx: _Ctx, node: yaml.MappingNode, allowed: tuple[str, ...], where: str
 ) -> dict[str, tuple[yaml.ScalarNode, yaml.Node]]:
     out: dict[str, tuple[yaml.ScalarNode, yaml.Node]] = {}
+    _no_complex_keys(ctx, node, where)
     for k, v in mapping_pairs(node):
         if k.value not in allowed:
             guess = did_you_mean(k.value, allowed)
@@ -272,6 +316,17 @@ def _check_keys(
             raise ctx.error(k, f"unknown key {k.value!r} in {where}", hint)
         out[k.value] = (k, v)
     return out
+
+
+def _no_complex_keys(ctx: _Ctx, node: yaml.MappingNode, where: str) -> None:
+    bad = complex_key(node)
+    if bad is not None:
+        raise ctx.error(
+            bad,
+            f"a {'mapping' if isinstance(bad, yaml.MappingNode) else 'list'} cannot be a key "
+            f"in {where}",
+            "keys are plain names; check for a stray `?` or for `{`/`[` at the start of a key",
+        )
 
 
 def _as_mapping(ctx: _Ctx, node: yaml.Node, what: str, example: str) -> yaml.MappingNode:
@@ -313,7 +368,12 @@ def _text(ctx: _Ctx, node: yaml.Node, what: str) -> str:
 def _bool(ctx: _Ctx, node: yaml.Node, what: str) -> bool:
     v = _value(ctx, node)
     if not isinstance(v, bool):
-        raise ctx.error(node, f"{what} must be true or false, got {_kind(node)}")
+        raise ctx.error(
+            node,
+            f"{what} must be true or false, got {_kind(node)}",
+            f"write `{what.rpartition('.')[2]}: true` or `false` (yes/no/on/off are text in "
+            "YAML 1.2)",
+        )
     return v
 
 
@@ -361,7 +421,12 @@ def parse_agentsim_block(
             cfg["transport"] = _choice(ctx, vnode, "agentsim.transport", ("fake", "gateway"))
         elif key == "timeout":
             t = _value(ctx, vnode)
-            if isinstance(t, bool) or not isinstance(t, int | float) or not t > 0:
+            if (
+                isinstance(t, bool)
+                or not isinstance(t, int | float)
+                or not math.isfinite(t)
+                or not t > 0
+            ):
                 raise ctx.error(
                     vnode,
                     f"agentsim.timeout must be a positive number of seconds, got {_kind(vnode)}",
@@ -371,11 +436,17 @@ def parse_agentsim_block(
         elif key in ("snapshot", "process", "allow_unused"):
             cfg[key] = _bool(ctx, vnode, f"agentsim.{key}")
         elif key == "skip":
+            if not isinstance(vnode, yaml.ScalarNode):
+                raise ctx.error(
+                    vnode,
+                    f"agentsim.skip must be true, false or a reason, got {_kind(vnode)}",
+                    "e.g. skip: 'flaky until the booking API is fixed'",
+                )
             reason = _value(ctx, vnode)
             if reason is True:
                 cfg["skip"] = "skipped in the scenario file"
             elif reason not in (False, None):
-                cfg["skip"] = str(reason)
+                cfg["skip"] = _text(ctx, vnode, "agentsim.skip")
         elif key == "faults":
             items = _as_sequence(
                 ctx, vnode, "agentsim.faults", "faults: [{fault: quota_exceeded, on_call: 2}]"
@@ -405,7 +476,18 @@ def parse_fault_spec(
 ) -> tuple[Fault, str]:
     """``{fault: NAME, <constructor args>, times, on_call, then, resource}`` -> Fault."""
     ctx = _Ctx(path)
+    _no_complex_keys(ctx, node, "a fault")
     pairs = dict((k.value, (k, v)) for k, v in mapping_pairs(node))
+    if "fault" not in pairs:
+        guess = next(
+            (k for k in pairs if did_you_mean(k, ("fault",)) or k in _faults.FAULT_NAMES), None
+        )
+        raise ctx.error(
+            node,
+            "a fault needs a `fault:` naming it"
+            + (f" (found {guess!r})" if guess is not None else ""),
+            f"e.g. {{fault: quota_exceeded, on_call: 2}}; faults: {', '.join(_faults.FAULT_NAMES)}",
+        )
     name_node = pairs["fault"][1]
     name = _choice(ctx, name_node, "fault", tuple(_faults.FAULT_NAMES))
     ctor: Callable[..., Fault] = _faults.FAULT_NAMES[name]
@@ -424,14 +506,24 @@ def parse_fault_spec(
         if "int" in str(param.annotation):
             v = _value(ctx, vnode)
             if not isinstance(v, int) or isinstance(v, bool):
-                raise ctx.error(vnode, f"{key} must be a whole number, got {_kind(vnode)}")
+                raise ctx.error(
+                    vnode,
+                    f"{key} must be a whole number, got {_kind(vnode)}",
+                    f"e.g. {key}: {param.default if isinstance(param.default, int) else 1}",
+                )
             kwargs[key] = v
         else:
             kwargs[key] = _text(ctx, vnode, key)
     try:
         fault = ctor(**kwargs)
     except (TypeError, ValueError) as e:
-        raise ctx.error(node, f"invalid fault {name!r}: {e}") from None
+        # point at the argument the constructor complains about, if it names one
+        culprit = next((keys[k][1] for k in kwargs if k in str(e)), node)
+        raise ctx.error(
+            culprit,
+            f"invalid fault {name!r}: {e}",
+            f"see the arguments of faults.{name}() in the fault reference",
+        ) from None
     times: int | None = fault.times
     if "times" in keys:
         tnode = keys["times"][1]
@@ -498,6 +590,7 @@ def _turn(ctx: _Ctx, index: int, node: yaml.Node) -> Turn:
         )
     if "tools" in keys:
         tm = _as_mapping(ctx, keys["tools"][1], "tools", "tools: {get_weather: 'sunny'}")
+        _no_complex_keys(ctx, tm, "tools")
         t["tools"] = tuple(_tool_mock(ctx, k, v) for k, v in mapping_pairs(tm))
     if "expect" in keys:
         enode = keys["expect"][1]
@@ -557,7 +650,11 @@ def _model_step(ctx: _Ctx, node: yaml.Node, resource: str) -> ModelStep:
     if "chunks" in keys:
         raw = _value(ctx, keys["chunks"][1])
         if not isinstance(raw, list) or not all(isinstance(c, str) for c in raw):
-            raise ctx.error(keys["chunks"][1], "chunks must be a list of strings")
+            raise ctx.error(
+                keys["chunks"][1],
+                f"chunks must be a list of strings, got {_kind(keys['chunks'][1])}",
+                "e.g. chunks: ['Hel', 'lo!'] (quote numbers: ['1', '2'])",
+            )
         chunks = tuple(raw)
         text = text if text is not None else "".join(chunks)
     if text is None and not calls:
@@ -622,7 +719,7 @@ def _matcher(
     found = [k for k in ("contains", "equals", "regex", "judge") if k in keys]
     if len(found) > 1:
         raise ctx.error(
-            node,
+            keys[found[1]][0],
             f"{what} has more than one of {', '.join(found)}",
             "keep one text matcher per event",
         )
@@ -641,14 +738,29 @@ def _matcher(
     if kind == "regex":
         try:
             re.compile(value)
-        except re.error as e:
-            raise ctx.error(vnode, f"invalid regex {value!r}: {e}") from None
+        except (re.error, OverflowError, RecursionError, ValueError) as e:
+            shown = value if len(value) <= 60 else value[:57] + "..."
+            raise ctx.error(
+                vnode,
+                f"invalid regex {shown!r}: {e}",
+                "write a Python `re` pattern (in YAML, single quotes keep backslashes as-is), "
+                "or use contains/equals for plain text",
+            ) from None
     return TextMatcher(kind=kind, value=value, line=line_of(vnode))
+
+
+_EVENT_EXAMPLES = {
+    "message": "message: {role: assistant, contains: 'hello'}",
+    "function_call": "function_call: {name: get_weather, arguments: {city: Paris}}",
+    "function_call_output": "function_call_output: {contains: 'sunny', is_error: false}",
+    "agent_handoff": "agent_handoff: {new_agent: SupportAgent}",
+}
 
 
 def _event(ctx: _Ctx, node: yaml.Node) -> EventExpectation:
     example = "{message: {contains: 'hello'}}"
     m = _as_mapping(ctx, node, "an expected event", example)
+    _no_complex_keys(ctx, m, "an expected event")
     pairs = list(mapping_pairs(m))
     if len(pairs) != 1:
         raise ctx.error(
@@ -678,7 +790,7 @@ def _event(ctx: _Ctx, node: yaml.Node) -> EventExpectation:
         return EventExpectation(
             type=etype, text=matcher, role="assistant" if etype == "message" else None, line=line
         )
-    vm = _as_mapping(ctx, v, etype, example)
+    vm = _as_mapping(ctx, v, etype, _EVENT_EXAMPLES[etype])
     if etype == "message":
         keys = _check_keys(ctx, vm, ("role", "contains", "equals", "regex", "judge"), "message")
         role = (
@@ -746,6 +858,12 @@ def _closed(ctx: _Ctx, node: yaml.Node) -> CloseExpectation:
         v = _value(ctx, node)
         if isinstance(v, bool):
             return CloseExpectation(closed=v, line=line_of(node))
+        if v is None:
+            raise ctx.error(
+                node,
+                "closed is empty",
+                "write `closed: true`, `closed: false` or `closed: {reason: user_initiated}`",
+            )
         reason = _choice(ctx, node, "closed", CLOSE_REASONS)
         return CloseExpectation(closed=True, reason=reason, line=line_of(node))
     m = _as_mapping(ctx, node, "closed", "closed: {reason: user_initiated}")

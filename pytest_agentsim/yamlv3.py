@@ -39,7 +39,6 @@ import yaml.scanner
 from yaml.events import (
     AliasEvent,
     DocumentEndEvent,
-    DocumentStartEvent,
     MappingEndEvent,
     MappingStartEvent,
     ScalarEvent,
@@ -60,8 +59,10 @@ __all__ = [
     "GoTime",
     "YamlError",
     "compose",
+    "compose_document",
     "decode",
     "go_json",
+    "is_null",
     "scalar_text",
     "userdata_json",
 ]
@@ -242,7 +243,28 @@ def compose(text: str | bytes, *, use_libyaml: bool | None = None) -> Node:
     """Parse exactly one YAML document into a node tree (see the module docstring).
 
     ``use_libyaml`` forces the C (True) or pure-Python (False) parser; default: C if available.
-    Raises :class:`YamlError` for every problem, never a PyYAML exception.
+    Raises :class:`YamlError` for every problem, never a PyYAML exception; a second document
+    is an error here (:func:`compose_document` ignores it, as yaml.v3 does).
+    """
+    root, ignored = compose_document(text, use_libyaml=use_libyaml)
+    if ignored is not None:
+        raise YamlError(
+            "a second YAML document starts here; lk agent simulate would read only the first",
+            ignored,
+            fix="remove the `---` separator and put all scenarios in one `scenarios:` list, "
+            "or split the documents into separate files",
+        )
+    return root
+
+
+def compose_document(
+    text: str | bytes, *, use_libyaml: bool | None = None
+) -> tuple[Node, int | None]:
+    """Compose the first YAML document as yaml.v3's ``Unmarshal`` does, ignoring the rest.
+
+    Returns the root node and the 1-based line where ignored content (a second document)
+    starts, or None when the stream holds one document. yaml.v3 stops reading at the end of
+    the first document, so nothing after it is checked. Raises :class:`YamlError`.
     """
     source = _to_text(text)
     bad = _BAD_CHAR.search(source)
@@ -264,6 +286,8 @@ def compose(text: str | bytes, *, use_libyaml: bool | None = None) -> Node:
     parser: Any = _CPARSER(source) if c_parser else _PyParser(source)
     try:
         return _compose_events(parser, check_escapes=not c_parser)
+    except RecursionError:  # pragma: no cover - the depth limit stops nesting long before
+        raise YamlError("the YAML nests too deeply", fix="flatten the structure") from None
     except yaml.MarkedYAMLError as exc:
         raise _syntax_error(exc, source) from None
     except yaml.YAMLError as exc:
@@ -277,6 +301,13 @@ def compose(text: str | bytes, *, use_libyaml: bool | None = None) -> Node:
 def _to_text(data: str | bytes) -> str:
     if isinstance(data, str):
         return data[1:] if data.startswith("\ufeff") else data
+    if data.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        raise YamlError(
+            "the file is UTF-32 encoded, which lk agent simulate cannot read",
+            1,
+            1,
+            fix="save the file as UTF-8",
+        )
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         # yaml.v3's reader also accepts UTF-16 when it starts with a byte order mark
         try:
@@ -288,6 +319,14 @@ def _to_text(data: str | bytes) -> str:
             ) from None
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
+    if _looks_like_bomless_utf16(data):
+        raise YamlError(
+            "the file looks like UTF-16 without a byte order mark, which lk agent simulate "
+            "reads as UTF-8",
+            1,
+            1,
+            fix="save the file as UTF-8",
+        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -299,6 +338,15 @@ def _to_text(data: str | bytes) -> str:
             column,
             fix="save the file as UTF-8 text (is it a binary file?)",
         ) from None
+
+
+def _looks_like_bomless_utf16(data: bytes) -> bool:
+    """ASCII text saved as UTF-16: every other byte of the first few characters is zero."""
+    head = data[:8]
+    if len(head) < 4 or len(head) % 2:
+        return False
+    even, odd = head[0::2], head[1::2]
+    return (not any(even) and all(odd)) or (not any(odd) and all(even))
 
 
 def _line_col(text: str, index: int) -> tuple[int, int]:
@@ -338,12 +386,12 @@ class _Frame:
 _MERGE_KEY_TAGS: Final = frozenset({PLAIN_TAG, MERGE_TAG})
 
 
-def _compose_events(parser: Any, check_escapes: bool) -> Node:
+def _compose_events(parser: Any, check_escapes: bool) -> tuple[Node, int | None]:
     get = parser.get_event
     get()  # StreamStartEvent
     event = get()
     if type(event) is StreamEndEvent:
-        raise YamlError("the file is empty", fix=_EMPTY_FIX)
+        raise YamlError("the file is empty", 1, fix=_EMPTY_FIX)
     # Anchor name -> (node, expanded node count or None while still open, nesting height).
     anchors: dict[str, tuple[Node, int | None, int]] = {}
     stack: list[_Frame] = []
@@ -475,19 +523,36 @@ def _compose_events(parser: Any, check_escapes: bool) -> Node:
 
     if _excessive_aliasing(alias_count, count):
         raise _aliasing_error(None)
-    following = get()
-    if type(following) is DocumentStartEvent:
-        mark = event.start_mark if following.start_mark is None else following.start_mark
-        raise YamlError(
-            "a second YAML document starts here; lk agent simulate would read only the first",
-            mark.line + 1,
-            fix="remove the `---` separator and put all scenarios in one `scenarios:` list, "
-            "or split the documents into separate files",
-        )
     assert root is not None
+    ignored = _ignored_content(get, event)
     if isinstance(root, ScalarNode) and root.tag == PLAIN_TAG and root.value == "":
-        raise YamlError("the file is empty", fix=_EMPTY_FIX)
-    return root
+        if ignored is not None:
+            raise YamlError(
+                "the first YAML document is empty, and lk agent simulate reads only the "
+                "first document",
+                ignored,
+                fix="remove this `---` line (and any before it) so the scenarios are in the "
+                "first document",
+            )
+        raise YamlError("the file is empty", 1, fix=_EMPTY_FIX)
+    return root, ignored
+
+
+def _ignored_content(get: Any, end: Any) -> int | None:
+    """The 1-based line where content after the first document starts (None if there is none).
+
+    yaml.v3 stops at the end of the first document and never parses what follows, so an
+    error in the rest only tells where it starts.
+    """
+    try:
+        following = get()
+    except (yaml.YAMLError, ValueError, OverflowError) as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        return int((mark if mark is not None else end.end_mark).line) + 1
+    if type(following) is StreamEndEvent:
+        return None
+    mark = following.start_mark if following.start_mark is not None else end.end_mark
+    return int(mark.line) + 1
 
 
 _EMPTY_FIX: Final = "start the file with `name:` and a `scenarios:` list"
@@ -553,35 +618,87 @@ def _go_quote(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
+_TAB_FIX: Final = "indent with spaces: YAML does not allow tabs for indentation"
 _FIXES: Final = (
-    ("found character '\\t'", "indent with spaces: YAML does not allow tabs for indentation"),
+    ("found character '\\t'", _TAB_FIX),
+    ("tab character", _TAB_FIX),
     ("mapping values are not allowed", "quote the value if it contains ': ' (e.g. \"Re: x\")"),
     ("could not find expected ':'", "check the indentation, and that each key ends with ': '"),
-    ("did not find expected key", "check the indentation of this line and the one above"),
-    ("did not find expected '-'", "check the indentation: align the `- ` items of the list"),
+    (
+        "did not find expected key",
+        "check the indentation of this line and the one above, and that a quoted value ends "
+        "at its closing quote (inside single quotes write '' for ')",
+    ),
+    (
+        "did not find expected '-'",
+        "check the indentation of this line: the keys of one mapping line up, and so do the "
+        "`- ` items of a list (with a space after each `-`)",
+    ),
     ("expected <block end>", "check the indentation of this line and the one above"),
     ("found undefined tag handle", "use a known tag such as !!str, or quote the value"),
     ("found unknown escape character", "use a valid escape, or single quotes: 'C:\\path'"),
     ("found unexpected end of stream", "close the open quote or bracket"),
+    (
+        "invalid Unicode character escape",
+        "escape characters outside the BMP as \\UXXXXXXXX, not as surrogate pairs",
+    ),
     ("found character that cannot start any token", "quote the value"),
+    ("<document start>", "put a `---` line after the `%` directives, or remove them"),
+    ("directive", "remove the `%` directive line (scenario files need none)"),
+    ("incompatible YAML document", "remove the `%YAML` directive line (scenario files need none)"),
 )
+# Unclosed flow collections: the fix names the line of the opening bracket.
+_FLOW_CLOSERS: Final = (("flow mapping", "{", "}"), ("flow sequence", "[", "]"))
 
 
 def _syntax_error(exc: yaml.MarkedYAMLError, source: str) -> YamlError:
     problem = exc.problem or exc.context or "invalid YAML"
     mark = exc.problem_mark or exc.context_mark
+    ctx = exc.context_mark
+    context = exc.context or ""
+    if (
+        "end of stream" in problem
+        and "quoted scalar" in context
+        and ctx is not None
+        and mark is not None
+    ):
+        # The end of the file is where the scanner gave up; the quote that never closes is
+        # where the fix goes.
+        return YamlError(
+            f"the quoted text that starts here is never closed (the file ends at line "
+            f"{mark.line + 1} inside it)",
+            ctx.line + 1,
+            ctx.column + 1,
+            fix='close the open quote (a quote inside double quotes is written \\", inside '
+            "single quotes '')",
+        )
+    if "could not find expected ':'" in problem and ctx is not None:
+        # the scanner gives up where the next line starts; the key without `:` is the culprit
+        return YamlError(
+            "this line looks like a key, but no `:` follows it",
+            ctx.line + 1,
+            ctx.column + 1,
+            fix="end the key with ': ', or indent the line to continue the text above",
+        )
     message = problem
     if exc.context and exc.problem:
         message = f"{problem} ({exc.context}"
-        ctx = exc.context_mark
         if ctx is not None and (mark is None or ctx.line != mark.line):
             message += f" that starts at line {ctx.line + 1}"
         message += ")"
     fix = next((f for needle, f in _FIXES if needle in problem), _DEFAULT_FIX)
+    for what, opener, closer in _FLOW_CLOSERS:
+        if what in context and f"'{closer}'" in problem and ctx is not None:
+            fix = (
+                f"close the `{opener}` opened on line {ctx.line + 1} with `{closer}` (check the "
+                "syntax: quote values that contain , [ ] { } or #)"
+            )
     if mark is not None and "\t" in source:
         lines = source.splitlines()
         if mark.line < len(lines) and lines[mark.line][mark.column : mark.column + 1] == "\t":
-            fix = _FIXES[0][1]  # libyaml does not name the tab it trips over
+            fix = _TAB_FIX  # libyaml does not always name the tab it trips over
+            if "tab" not in message:
+                message = f"found a tab character where YAML does not allow one: {message}"
     if mark is None:
         return YamlError(message, fix=fix)
     return YamlError(message, mark.line + 1, mark.column + 1, fix=fix)
@@ -973,6 +1090,18 @@ def _go_string(node: ScalarNode) -> str | None:
     if short in _RESOLVABLE and _scalar_value(node) is None:  # also validates the tag
         return None
     return str(node.value)
+
+
+def is_null(node: Node) -> bool:
+    """True when yaml.v3 decodes the node as null into a Go string, map or slice field
+    (``~``, ``null``, empty, ``!!null``): it leaves the field unset, and drops a map entry
+    whose string key is null."""
+    if not isinstance(node, ScalarNode):
+        return False
+    try:
+        return _go_string(node) is None
+    except YamlError:
+        return False
 
 
 def _is_text_key(key: Node) -> bool:

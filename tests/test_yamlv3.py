@@ -694,7 +694,7 @@ def test_document_end_marker_alone_is_fine() -> None:
         ("a: 1\nb: c: d\n", 2, "quote the value"),
         ("a:\n\tb: 1\n", 2, "tabs"),
         ("a: [1, 2\nb: 3\n", 2, "syntax"),
-        ('a: 1\nb: "open\n', 3, "close the open quote"),
+        ('a: 1\nb: "open\n', 2, "close the open quote"),
         ("a:\n  - 1\n  b: 2\n", 3, "indentation"),
         ("a: !x!y 1\n", 1, "tag"),
         ('a: "\\q"\n', 1, "escape"),
