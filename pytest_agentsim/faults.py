@@ -113,6 +113,10 @@ class Fault:
                 retryable=self.retryable,
             )
         elif self.status is not None:
+            # Today's client passes its stream's own retry flag for every HTTP error and
+            # APIStatusError keeps 408/429/499/5xx retryable; only the proposed terminal
+            # API lets a credit 429 say "don't retry".
+            retryable = self.retryable if _has_terminal_api() else True
             # What livekit's OpenAI-based clients raise today: the openai SDK unwraps the
             # JSON body to its "error" member and names only the status, so the gateway's
             # structured quota fields (category, quota_type, ...) never reach the agent.
@@ -123,7 +127,7 @@ class Fault:
                 f"Error code: {self.status}",
                 status_code=self.status,
                 body=body,
-                retryable=self.retryable,
+                retryable=retryable,
             )
         else:
             err = exc.APIError(self.message, body=None, retryable=self.retryable)
@@ -270,7 +274,8 @@ def _quota(
         status=429,
         body=body,
         headers=headers,
-        retryable=not terminal_ if _has_terminal_api() else True,
+        # whether retrying can help; 1.8.x clients retry every 429 anyway (to_exception)
+        retryable=not terminal_,
         terminal=terminal_,
         # credits do not come back within a conversation: fail every later call unless
         # the user schedules recovery (`times`, `then: ok`)

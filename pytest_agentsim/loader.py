@@ -85,11 +85,15 @@ class Scenario:
         return self.config.turns is not None
 
     def to_proto(self) -> ScenarioProto:
-        """The ``livekit.protocol.agent_simulation.Scenario`` the CLI would send."""
+        """The ``livekit.protocol.agent_simulation.Scenario`` the CLI would send.
+
+        ``lk agent simulate`` decodes only label, instructions, agent_expectations, tags and
+        userdata (its scenario struct has no ``id``), so ``id`` stays empty here too; the
+        scenario's own ``id`` only names the pytest item.
+        """
         from livekit.protocol.agent_simulation import Scenario as ScenarioProto
 
         return ScenarioProto(
-            id=self.id,
             label=self.label,
             instructions=self.instructions,
             agent_expectations=self.agent_expectations,
@@ -184,6 +188,21 @@ def _read(path: Path) -> bytes:
     return data
 
 
+def _optional_id(path: Path, node: yaml.Node | None, warnings: list[FileWarning]) -> str:
+    """``id`` names pytest items only: the CLI has no such field and drops it, so a value
+    it would not mind must not fail collection here either."""
+    if node is None:
+        return ""
+    if isinstance(node, yaml.ScalarNode):
+        return _text(path, node, "id")
+    warnings.append(
+        FileWarning(
+            "`id` is not a string, so it is ignored (the item is named by its label)", line_of(node)
+        )
+    )
+    return ""
+
+
 def load_scenario_file(path: str | Path) -> ScenarioFile:
     """Read and validate one scenario file; raises ScenarioError on any problem."""
     path = Path(path)
@@ -246,7 +265,7 @@ def _load(path: Path, root: yaml.Node) -> ScenarioFile:
             warnings.append(w)
             typos[k.value] = k
     name = _text(path, top["name"], "name") if "name" in top else ""
-    file_id = _text(path, top["id"], "id") if "id" in top else ""
+    file_id = _optional_id(path, top.get("id"), warnings)
     file_cfg = (
         parse_agentsim_block(top["agentsim"], path, level="file")
         if "agentsim" in top
@@ -333,8 +352,9 @@ def _scenario(
             warnings.append(w)
     fields = {
         f: _text(path, keys[f], f) if f in keys else ""
-        for f in ("id", "label", "instructions", "agent_expectations")
+        for f in ("label", "instructions", "agent_expectations")
     }
+    fields["id"] = _optional_id(path, keys.get("id"), warnings)
     tags: dict[str, str] = {}
     if "tags" in keys:
         tnode = keys["tags"]

@@ -283,6 +283,8 @@ def compose_document(
     c_parser = _CPARSER is not None if use_libyaml is None else use_libyaml
     if c_parser and _CPARSER is None:
         raise RuntimeError("PyYAML was built without libyaml")
+    if not c_parser:
+        _check_directives(source)
     parser: Any = _CPARSER(source) if c_parser else _PyParser(source)
     try:
         return _compose_events(parser, check_escapes=not c_parser)
@@ -338,6 +340,24 @@ def _to_text(data: str | bytes) -> str:
             column,
             fix="save the file as UTF-8 text (is it a binary file?)",
         ) from None
+
+
+def _check_directives(source: str) -> None:
+    """libyaml (and yaml.v3) refuse unknown ``%`` directives; PyYAML's scanner skips them."""
+    for number, line in enumerate(source.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if not line.startswith("%"):
+            return  # directives only come before the first document
+        name = line[1:].split(maxsplit=1)[0] if line[1:].strip() else ""
+        if name not in ("YAML", "TAG"):
+            raise YamlError(
+                "found unknown directive name (while scanning a directive)",
+                number,
+                1,
+                fix="remove the `%` directive line (scenario files need none)",
+            )
 
 
 def _looks_like_bomless_utf16(data: bytes) -> bool:
