@@ -22,9 +22,12 @@ runs the server's registered entrypoint in a fake job, the way LiveKit Cloud run
   variable), ``room``/``room_options``/``room_input_options``/``room_output_options`` are
   dropped and the harness's recording I/O is attached first (``AgentSim._attach``), so
   livekit's ``start()`` runs unchanged, minus the transport the cloud simulator talks
-  through; the harness drives ``session.run()`` in its place. A fake ``rtc.Room`` was
-  the alternative: it would have to fake the local participant, text/byte streams, track
-  publication and the session-host transport, all version-specific FFI surfaces.
+  through; the harness drives ``session.run()`` in its place, in a copy of the context
+  the entrypoint called ``start()`` in (where RoomIO's tasks, hence every turn, would
+  run), so context variables and context-manager ``mock_tools`` set there are seen. A
+  fake ``rtc.Room`` was the alternative: it would have to fake the local participant,
+  text/byte streams, track publication and the session-host transport, all
+  version-specific FFI surfaces. ``ctx.shutdown()`` ends the job as in a worker.
 * **Models.** Default (``sim.gateway is None``): *substitution*. ``AgentSession.__init__``
   is wrapped the same way, replacing the ``llm``/``tts``/``stt`` the entrypoint passes
   (objects or model strings such as ``"openai/gpt-4.1-mini"``) with the harness's
@@ -98,6 +101,8 @@ SIMULATOR_DISPATCH_ATTRIBUTE = "lk.simulator.dispatch"
 """Where the cloud puts the protojson ``SimulationDispatch`` (livekit's
 ``types.ATTRIBUTE_SIMULATOR_DISPATCH``)."""
 
+_MODEL_SLOTS = ("llm", "tts", "stt")
+
 # start() keywords that only configure RoomIO: without a room there is nothing to configure
 _ROOM_KWARGS = ("room", "room_options", "room_input_options", "room_output_options")
 
@@ -110,9 +115,8 @@ _DUMMY_CREDENTIALS = {
     "OPENAI_API_KEY": "sk-agentsim-dummy",
 }
 
-# Bounds for the job's shutdown, which runs after the verdict (or a failure) is known:
-# a hung shutdown callback must not turn a finished scenario into a timeout.
-_ENTRY_EXIT_GRACE = 0.5
+# Bound for each step of the job's shutdown, which runs after the verdict (or a failure)
+# is known: a hung shutdown callback must not turn a finished scenario into a timeout.
 _SHUTDOWN_STEP_TIMEOUT = 5.0
 
 
@@ -238,6 +242,17 @@ def user_traceback(exc: BaseException) -> str:
     return "\n".join(lines)
 
 
+def _room_hint(err: BaseException) -> str:
+    if isinstance(err, RuntimeError) and "not connected" in str(err):
+        return (
+            "\n  entrypoint mode has no room (no LiveKit server): the simulated user talks "
+            "to the session directly, so ctx.wait_for_participant() and other rtc.Room calls "
+            "cannot succeed\n  fix: skip them under a simulation "
+            "(`if ctx.simulation_context() is None: ...`)"
+        )
+    return ""
+
+
 def _callable_name(fn: Any) -> str:
     return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn))
 
@@ -325,6 +340,7 @@ class FakeJob:
         self._shutdown_task: asyncio.Task[None] | None = None
         self._session_context: contextvars.Context | None = None
         self._entry_crash: TimelineEntry | None = None
+        self._problems: list[str] = []
 
     @property
     def ctx(self) -> JobContext:
@@ -383,6 +399,14 @@ class FakeJob:
         finally:
             self._stack.close()
             self._ctx = None
+        if exc is None:
+            for text in self._problems:
+                warnings.warn_explicit(
+                    f"{self.scenario.name}: {text}",
+                    AgentsimWarning,
+                    filename=str(self.scenario.path),
+                    lineno=self.scenario.line,
+                )
 
     # -- running -----------------------------------------------------------------------
     async def start(self) -> AgentSession[Any]:
@@ -425,7 +449,7 @@ class FakeJob:
             if err is not None:
                 raise self._failure(
                     f"the entrypoint raised before its AgentSession started: "
-                    f"{describe_exception(err)}",
+                    f"{describe_exception(err)}{_room_hint(err)}",
                     event=f"the entrypoint raised {type(err).__name__}",
                     err=err,
                 )
@@ -467,7 +491,8 @@ class FakeJob:
         err = task.exception()
         if err is not None:
             raise self._failure(
-                f"the entrypoint raised after session.start(): {describe_exception(err)}",
+                f"the entrypoint raised after session.start(): {describe_exception(err)}"
+                f"{_room_hint(err)}",
                 event=f"the entrypoint raised {type(err).__name__}",
                 err=err,
                 entry=self._entry_crash,
@@ -569,8 +594,13 @@ class FakeJob:
         ctx = self._ctx
         task = self._entry_task
         if task is not None and not task.done():
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(asyncio.shield(task), 0 if quick else _ENTRY_EXIT_GRACE)
+            # A worker gives the entrypoint 15 s to return, then cancels it. Everything here
+            # is instant, so a few loop turns show whether it is about to return; one that
+            # waits forever is cancelled without costing wall time.
+            for _ in range(0 if quick else 20):
+                if task.done():
+                    break
+                await asyncio.sleep(0)
             if not task.done():
                 task.cancel()
                 with contextlib.suppress(BaseException):
@@ -586,6 +616,12 @@ class FakeJob:
             if (getattr(cb, "__module__", "") or "").startswith("livekit.agents"):
                 continue  # the session's own close (done above)
             await self._callback("shutdown callback", functools.partial(cb, reason), step)
+        # The job's session directory; a worker removes it in JobContext._on_cleanup(),
+        # which also tears down per-job telemetry this fake job never set up.
+        tempdir = getattr(ctx, "_tempdir", None)
+        if tempdir is not None:
+            with contextlib.suppress(OSError):
+                tempdir.cleanup()
 
     async def _callback(self, what: str, call: Callable[[], Any], timeout: float) -> None:
         name = _callable_name(getattr(call, "func", call))
@@ -599,9 +635,10 @@ class FakeJob:
             self._callback_problem(f"{what} {name} raised {describe_exception(e)}")
 
     def _callback_problem(self, text: str) -> None:
-        # the cloud only logs these; a test run should not hide them either
+        # the cloud only logs these; a test run should not hide them either (warned once
+        # the job is over, so a warnings-as-errors run cannot cut the shutdown short)
         self.sim._note("error", text)
-        warnings.warn(f"{self.scenario.path.name}: {text}", AgentsimWarning, stacklevel=1)
+        self._problems.append(text)
 
     # -- the AgentSession hooks ----------------------------------------------------------
     def _ours(self) -> bool:
@@ -682,50 +719,44 @@ class FakeJob:
 
     def _session_models(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         kwargs = dict(kwargs)
-        swapped = []
-        for slot in ("llm", "tts", "stt"):
-            value = kwargs.get(slot)
-            fake = self._fake_for(slot, value)
-            if fake is not None:
-                swapped.append(f"{slot} {_describe_model(value)}")
-                kwargs[slot] = fake
+        kwargs.update(self._swap_models("session", {s: kwargs.get(s) for s in _MODEL_SLOTS}))
         if "vad" not in kwargs:
-            kwargs["vad"] = None
-        if swapped:
-            self.sim._note("note", f"session models served by the fakes: {', '.join(swapped)}")
+            kwargs["vad"] = None  # not livekit's default local Silero: no audio ever comes in
         return kwargs
 
     def _agent_models(self, agent: Any) -> None:
-        swapped = []
-        for slot in ("llm", "tts", "stt"):
-            attr = f"_{slot}"
-            value = getattr(agent, attr, None)
-            fake = self._fake_for(slot, value)
-            if fake is not None:
-                swapped.append(f"{slot} {_describe_model(value)}")
-                setattr(agent, attr, fake)
-        if swapped:
-            self.sim._note(
-                "note",
-                f"{type(agent).__name__} models served by the fakes: {', '.join(swapped)}",
-            )
+        # runs on every activity start, handoffs included; swapped models are fakes after
+        values = {s: getattr(agent, f"_{s}", None) for s in _MODEL_SLOTS}
+        for slot, fake in self._swap_models(type(agent).__name__, values).items():
+            setattr(agent, f"_{slot}", fake)
 
-    def _fake_for(self, slot: str, value: Any) -> Any | None:
-        """The fake replacing ``value`` in ``slot``, or None to keep it."""
+    def _swap_models(self, owner: str, values: dict[str, Any]) -> dict[str, Any]:
+        """The fakes replacing ``values`` (slot -> model); notes what is swapped or kept."""
         from livekit.agents import llm, stt, tts
 
         from .fakes import FakeLLM, FakeSTT, FakeTTS
 
-        if not _given(value) or isinstance(value, FakeLLM | FakeTTS | FakeSTT):
-            return None
-        if slot == "llm":
-            # a realtime model has no scripted equivalent: it stays (and fails offline)
-            if not self.substitute_llm or not isinstance(value, str | llm.LLM):
-                return None
-            return self.sim.fake_llm
-        if slot == "tts":
-            return self.sim.fake_tts if isinstance(value, str | tts.TTS) else None
-        return self.sim.fake_stt if isinstance(value, str | stt.STT) else None
+        fakes = {"llm": self.sim.fake_llm, "tts": self.sim.fake_tts, "stt": self.sim.fake_stt}
+        kinds = {"llm": llm.LLM, "tts": tts.TTS, "stt": stt.STT}
+        out: dict[str, Any] = {}
+        swapped, kept = [], []
+        for slot, value in values.items():
+            if not _given(value) or isinstance(value, FakeLLM | FakeTTS | FakeSTT):
+                continue
+            what = f"{slot} {_describe_model(value)}"
+            if not isinstance(value, str | kinds[slot]):
+                # a realtime model has no scripted equivalent: it stays (and fails offline)
+                kept.append(f"{what} (no fake for it)")
+            elif slot == "llm" and not self.substitute_llm:
+                kept.append(f"{what} (answered by the fake inference gateway)")
+            else:
+                swapped.append(what)
+                out[slot] = fakes[slot]
+        if swapped:
+            self.sim._note("note", f"{owner} models served by the fakes: {', '.join(swapped)}")
+        if kept:
+            self.sim._note("note", f"{owner} models kept: {', '.join(kept)}")
+        return out
 
 
 # --------------------------------------------------------------------------- runner hook

@@ -14,7 +14,7 @@ def _copy(pytester: pytest.Pytester, name: str) -> None:
     shutil.copytree(EXAMPLES / name, pytester.path / name, ignore=shutil.ignore_patterns("__*"))
 
 
-@pytest.mark.parametrize("name", ["clinic", "quota"])
+@pytest.mark.parametrize("name", ["clinic", "quota", "hotel"])
 def test_example_scenarios_pass(pytester: pytest.Pytester, name: str) -> None:
     _copy(pytester, name)
     result = pytester.runpytest("--agentsim", name)
