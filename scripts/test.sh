@@ -5,4 +5,6 @@ source "$(dirname "$0")/_venv.sh"
 "$PY" -m ruff format --check pytest_agentsim tests examples
 "$PY" -m mypy
 "$PY" -m pytest -p no:cacheprovider -n 2 "$@"
-exec "$PY" -m pytest --agentsim examples -p no:cacheprovider
+"$PY" -m pytest --agentsim examples -p no:cacheprovider
+# reduced flake check: the examples pass repeatedly, serial and -n 2, snapshots unchanged
+exec "$PY" benchmarks/flake_check.py --runs 2
