@@ -68,6 +68,7 @@ class RunSettings:
     allow_unused: bool = False
     real_timing: bool = False
     transport: str = "fake"  # "gateway": the real inference.LLM against the fake gateway
+    keep_history: bool = True  # normalize the chat history at the end (snapshots need it)
 
 
 @dataclasses.dataclass
@@ -76,7 +77,7 @@ class ScenarioRun:
 
     sim: AgentSim
     timeline: list[TimelineEntry]
-    history: list[dict[str, Any]] | None = None
+    history: list[dict[str, Any]] | None = None  # only kept when settings.keep_history
 
 
 @dataclasses.dataclass(frozen=True)
@@ -576,7 +577,21 @@ async def _run_scenario(
         play = play_entrypoint(run, make_agent, settings)
     else:
         build = make_agent.build if isinstance(make_agent, AgentTarget) else make_agent
-        play = run.play(build(scenario), settings)
+        try:
+            agent = build(scenario)
+        except ScenarioError:
+            raise
+        except Exception as e:
+            # a bug in the user's agent factory: show their frames, not the event loop's
+            from .entrypoint import describe_exception, user_traceback
+
+            frames = user_traceback(e)
+            raise run.fail(
+                f"building the agent failed: {describe_exception(e)}"
+                + (f"\n{frames}" if frames else ""),
+                scenario.config.agent_line or scenario.line,
+            ) from None
+        play = run.play(agent, settings)
     # -- end of entrypoint mode hook
     backoff = no_backoff() if not settings.real_timing else _null_context()
     failed = True
@@ -591,12 +606,12 @@ async def _run_scenario(
                     f"the scenario did not finish within {settings.timeout:g}s (agentsim.timeout)",
                     sim._current_line,
                 ) from None
-            history = sim.history if sim.started else None
             failed = False
     finally:
         # a failed or hung scenario is over: don't wait for livekit's graceful drain of
         # speech that may never finish
         await sim.aclose(timeout=0.2 if failed else 5.0)
+    history = sim.history if settings.keep_history and sim.started else None
     return ScenarioRun(sim=sim, timeline=sim.timeline, history=history)
 
 

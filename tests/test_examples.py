@@ -11,7 +11,9 @@ EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
 def _copy(pytester: pytest.Pytester, name: str) -> None:
-    shutil.copytree(EXAMPLES / name, pytester.path / name, ignore=shutil.ignore_patterns("__*"))
+    shutil.copytree(
+        EXAMPLES / name, pytester.path / name, ignore=shutil.ignore_patterns("__pycache__")
+    )
 
 
 @pytest.mark.parametrize("name", ["clinic", "quota", "hotel"])

@@ -304,15 +304,10 @@ def _chromium() -> str | None:
 CHROMIUM = _chromium()
 
 
-@pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="chromium binary not found (install it: apt-get install -y chromium)",
-)
-def test_headless_chromium_renders_the_conversation(tmp_path: Path) -> None:
+def render_dom(page: Path, profile: Path) -> subprocess.CompletedProcess[str]:
+    """Load ``page`` in headless Chromium and dump the rendered DOM (flags: no network)."""
     assert CHROMIUM is not None
-    out = write_report(tmp_path / "report.html", _records())
-    profile = tmp_path / "profile"
-    proc = subprocess.run(
+    return subprocess.run(
         [
             CHROMIUM,
             "--headless",
@@ -324,14 +319,23 @@ def test_headless_chromium_renders_the_conversation(tmp_path: Path) -> None:
             "--no-first-run",
             f"--user-data-dir={profile}",
             "--dump-dom",
-            out.resolve().as_uri(),
+            page.resolve().as_uri(),
         ],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="chromium binary not found (install it: apt-get install -y chromium)",
+)
+def test_headless_chromium_renders_the_conversation(tmp_path: Path) -> None:
+    assert CHROMIUM is not None
+    out = write_report(tmp_path / "report.html", _records())
+    proc = render_dom(out, tmp_path / "profile")
     dom = proc.stdout
     # The browser parsed the page into the structure we wrote...
     page = _parse(

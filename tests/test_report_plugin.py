@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from .test_report_html import CHROMIUM, _parse
+from .test_report_html import CHROMIUM, _parse, render_dom
 
 Write = Callable[[str, str], Path]
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -38,6 +37,7 @@ scenarios:
 def _project(pytester: pytest.Pytester, write: Write) -> None:
     for f in ("agent.py", "scenarios.yaml"):
         shutil.copy(EXAMPLES / "clinic" / f, pytester.path / f)
+    shutil.copytree(EXAMPLES / "clinic" / "__snapshots__", pytester.path / "__snapshots__")
     write("broken.scenarios.yaml", FAILING)
 
 
@@ -87,25 +87,7 @@ def test_chromium_renders_the_plugin_report(pytester: pytest.Pytester, write: Wr
     assert CHROMIUM is not None
     _project(pytester, write)
     pytester.runpytest("--agentsim", "--agentsim-report", "report.html")
-    proc = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            f"--user-data-dir={pytester.path / 'profile'}",
-            "--dump-dom",
-            (pytester.path / "report.html").as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = render_dom(pytester.path / "report.html", pytester.path / "profile")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "We have 09:00 and 14:30." in proc.stdout
     assert "Billing here, how can I help?" in proc.stdout
