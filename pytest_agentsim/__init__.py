@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .fakes import FakeLLM, FakeSTT, FakeTTS, RecordingAudioOutput, RecordingTextOutput
     from .harness import AgentSim, AgentSimAssertionError
     from .history import normalize_history
+    from .judge import IntentJudge, Verdict
     from .runner import ScenarioFailure
 
 __all__ = [
@@ -26,12 +27,14 @@ __all__ = [
     "FakeLLM",
     "FakeSTT",
     "FakeTTS",
+    "IntentJudge",
     "RecordingAudioOutput",
     "RecordingTextOutput",
     "Scenario",
     "ScenarioError",
     "ScenarioFailure",
     "ScenarioFile",
+    "Verdict",
     "faults",
     "load_scenario_file",
     "normalize_history",
@@ -47,6 +50,8 @@ _LAZY = {
     "AgentSimAssertionError": "harness",
     "normalize_history": "history",
     "ScenarioFailure": "runner",
+    "IntentJudge": "judge",
+    "Verdict": "judge",
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,13 +23,11 @@ from .loader import Scenario, load_scenario_file
 if TYPE_CHECKING:
     from _pytest._code.code import TerminalRepr
 
-    from .runner import ScenarioRun
     from .timeline import TimelineEntry
 
 
 __all__ = ["ScenarioItem", "ScenarioYamlFile", "run_scenario_item"]
 
-_RUN_KEY: pytest.StashKey[ScenarioRun] = pytest.StashKey()
 _TRANSCRIPT_KEY = pytest.StashKey[str]()
 TIMELINE_KEY: pytest.StashKey[list[TimelineEntry]] = pytest.StashKey()
 
@@ -124,6 +123,7 @@ class ScenarioItem(pytest.Function):
         self, excinfo: pytest.ExceptionInfo[BaseException]
     ) -> str | TerminalRepr:
         from .harness import AgentSimAssertionError
+        from .judge import JudgeError
         from .runner import ScenarioFailure
         from .snapshot import HistorySnapshotMismatch
 
@@ -132,7 +132,7 @@ class ScenarioItem(pytest.Function):
             return f"{err.headline()}\n(transcript below, in 'agentsim transcript')"
         if isinstance(err, ScenarioError):
             return str(relative_to_invocation(err, self.config))
-        if isinstance(err, AgentSimAssertionError | HistorySnapshotMismatch):
+        if isinstance(err, AgentSimAssertionError | HistorySnapshotMismatch | JudgeError):
             return str(err)
         return super().repr_failure(excinfo)
 
@@ -146,19 +146,11 @@ class ScenarioItem(pytest.Function):
         if s.config.skip:
             pytest.skip(s.config.skip)
         if not s.scripted:
-            pytest.skip(
-                "simulated scenario (no agentsim.turns): it needs an LLM-driven user and judge, "
-                "which this version cannot run offline; add `agentsim: {turns: [...]}` to script it"
-            )
-        if s.config.process:
-            raise ScenarioError(
-                "process mode (agentsim.process) is not available in this version "
-                "of pytest-agentsim",
-                path=s.path,
-                line=s.config.line,
-                fix="remove `process: true` to run the agent in-process",
-            )
-        target = self._target(request)
+            self.run_simulated(request)
+            return
+        # process mode: the AgentServer file in a child process (pytest_agentsim/process.py)
+        process = bool(s.config.process or settings.process)
+        target: Any = self._agent_file(request) if process else self._target(request)
         run_settings = RunSettings(
             mode=settings.mode if settings.mode_from_cli else (s.config.mode or settings.mode),
             timeout=settings.timeout
@@ -168,14 +160,33 @@ class ScenarioItem(pytest.Function):
             or self.get_closest_marker("agentsim_allow_unused") is not None,
             real_timing=settings.real_timing,
             transport=settings.transport or s.config.transport or "fake",
+            keep_history=bool(
+                s.config.snapshot if s.config.snapshot is not None else settings.snapshot
+            ),
         )
+        from .judge import uses_judge
         from .timeline import render_transcript
         from .transport.offline import block_network
 
-        guard = None if settings.allow_network else block_network()
+        # `message: {judge: ...}` matchers: recording asks the judge's real endpoint
+        judging = uses_judge(s.config.turns)
+        offline = not settings.allow_network and not (judging and settings.record)
+        guard = block_network() if offline else None
         try:
-            with guard if guard is not None else contextlib.nullcontext():
-                run = asyncio.run(run_scenario(s, target, run_settings))
+            with (
+                guard if guard is not None else contextlib.nullcontext(),
+                self._intent_judge(judging),
+            ):
+                if process:
+                    from .process import run_process_scenario
+
+                    run = asyncio.run(
+                        run_process_scenario(
+                            s, target, run_settings, allow_network=settings.allow_network
+                        )
+                    )
+                else:
+                    run = asyncio.run(run_scenario(s, target, run_settings))
         except ScenarioFailure as e:
             self.stash[_TRANSCRIPT_KEY] = e.transcript
             self.stash[TIMELINE_KEY] = e.timeline
@@ -187,14 +198,12 @@ class ScenarioItem(pytest.Function):
                     timeline=e.timeline,
                 ) from None
             raise
-        self.stash[_RUN_KEY] = run
         self.stash[TIMELINE_KEY] = run.timeline
         transcript = render_transcript(run.timeline)
         self.stash[_TRANSCRIPT_KEY] = transcript
-        if guard is not None and guard.blocked:
-            raise ScenarioFailure(
-                network_report(guard.blocked), location=None, transcript=transcript
-            )
+        blocked = [*(guard.blocked if guard is not None else ()), *getattr(run, "blocked", ())]
+        if blocked:
+            raise ScenarioFailure(network_report(blocked), location=None, transcript=transcript)
         snapshot_on = s.config.snapshot if s.config.snapshot is not None else settings.snapshot
         if snapshot_on and run.history is not None:
             from .snapshot import HistorySnapshotMismatch, assert_history_snapshot
@@ -204,6 +213,141 @@ class ScenarioItem(pytest.Function):
             except HistorySnapshotMismatch as e:
                 self.snapshot_diff = e.diff  # for the HTML report
                 raise
+
+    @contextlib.contextmanager
+    def _intent_judge(self, judging: bool) -> Iterator[None]:
+        """The LLM judge for `message: {judge: ...}` matchers, from the scenario's cassette."""
+        if not judging:
+            yield
+            return
+        from .cassette import Cassette, cassette_path
+        from .judge import CURRENT_JUDGE, IntentJudge
+        from .simulate import SimulationSettings, upstreams
+
+        s = self.scenario
+        settings = self.config.stash[SETTINGS_KEY]
+        path = cassette_path(s.path, s.name)
+        rerecord = f'pytest --agentsim --agentsim-record "{self.nodeid}"'
+        if not settings.record and not path.is_file():
+            pytest.skip(
+                f"scenario uses `judge` matchers but has no cassette ({self._shown(path)}): "
+                f"record the judge's verdicts with `{rerecord}`"
+            )
+        cassette = Cassette(path=path, scenario=s.name) if settings.record else Cassette.load(path)
+        base = SimulationSettings(
+            cassette=path,
+            rerecord=rerecord,
+            judge_model=settings.judge_model,
+            model_base_url=settings.model_base_url,
+        )
+        judge = IntentJudge(
+            cassette,
+            record=settings.record,
+            model=settings.judge_model,
+            upstream=upstreams(base)["judge"],
+            rerecord=rerecord,
+        )
+        token = CURRENT_JUDGE.set(judge)
+        try:
+            yield
+        finally:
+            CURRENT_JUDGE.reset(token)
+            if settings.record:
+                cassette.save()
+
+    def _shown(self, path: Path) -> Path:
+        try:
+            return path.resolve().relative_to(self.config.invocation_params.dir.resolve())
+        except ValueError:
+            return path
+
+    def run_simulated(self, request: pytest.FixtureRequest) -> None:
+        """A scenario without turns: simulated user and judge, from its cassette."""
+        __tracebackhide__ = True
+        from .cassette import cassette_path
+        from .runner import ScenarioFailure
+        from .simulate import SimulationSettings, run_simulation
+        from .timeline import render_transcript
+        from .transport.offline import block_network
+
+        s = self.scenario
+        settings = self.config.stash[SETTINGS_KEY]
+        path = cassette_path(s.path, s.name)
+        rerecord = f'pytest --agentsim --agentsim-record "{self.nodeid}"'
+        if not settings.record and not path.is_file():
+            pytest.skip(
+                f"simulated scenario (no agentsim.turns) without a cassette "
+                f"({self._shown(path)}): record "
+                f"one against the real models with `{rerecord}` (or add "
+                "`agentsim: {turns: [...]}` to script it)"
+            )
+        target = self._target(request)
+        sim_settings = SimulationSettings(
+            cassette=path,
+            rerecord=rerecord,
+            agent_model=settings.model,
+            user_model=settings.user_model,
+            judge_model=settings.judge_model,
+            max_turns=settings.max_turns,
+            record=settings.record,
+            model_base_url=settings.model_base_url,
+            timeout=settings.timeout
+            if settings.timeout_from_cli
+            else (s.config.timeout or settings.timeout),
+        )
+        # recording talks to the real models (through a loopback proxy); a replay must
+        # not leave the machine
+        offline = not settings.allow_network and not settings.record
+        guard = block_network() if offline else None
+        try:
+            with guard if guard is not None else contextlib.nullcontext():
+                run, verdict = asyncio.run(run_simulation(s, target, sim_settings))
+        except ScenarioFailure as e:
+            self.stash[_TRANSCRIPT_KEY] = e.transcript
+            self.stash[TIMELINE_KEY] = e.timeline
+            if guard is not None and guard.blocked:
+                raise ScenarioFailure(
+                    f"{e.reason}\n{network_report(guard.blocked)}",
+                    location=e.location,
+                    transcript=e.transcript,
+                    timeline=e.timeline,
+                ) from None
+            raise
+        if verdict is not None:
+            self.user_properties.append(("judge_verdict", "pass" if verdict.passed else "fail"))
+            self.user_properties.append(("judge_reason", verdict.reason))
+        self.stash[TIMELINE_KEY] = run.timeline
+        transcript = render_transcript(run.timeline)
+        self.stash[_TRANSCRIPT_KEY] = transcript
+        if guard is not None and guard.blocked:
+            raise ScenarioFailure(
+                network_report(guard.blocked), location=None, transcript=transcript
+            )
+
+    def _agent_file(self, request: pytest.FixtureRequest) -> Path:
+        """Process mode: the agent's file, found as :meth:`_target` finds the agent, but
+        not imported here (the child imports it)."""
+        from .process import locate_agent_file
+
+        s = self.scenario
+        settings = self.config.stash[SETTINGS_KEY]
+        root = self.config.rootpath
+        if settings.agent_cli:
+            return locate_agent_file(
+                settings.agent_cli, origin=None, rootdir=root, where="--agentsim-agent"
+            )
+        if s.config.agent:
+            try:
+                return locate_agent_file(s.config.agent, origin=s.config.agent_origin, rootdir=root)
+            except ScenarioError as e:
+                raise ScenarioError(
+                    e.message, path=s.path, line=s.config.agent_line, fix=e.fix
+                ) from None
+        if settings.agent_ini:
+            ini = self.config.inipath
+            return locate_agent_file(settings.agent_ini, origin=ini, rootdir=root, where="ini")
+        target = self._target(request)  # the agentsim_agent fixture (or its error)
+        return locate_agent_file(target.obj, origin=s.path, rootdir=root, where="agentsim_agent")
 
     def _target(self, request: pytest.FixtureRequest) -> Any:
         from .binding import resolve_target

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import pytest
 
@@ -26,6 +27,14 @@ class Settings:
     snapshot: bool
     transport: str | None
     allow_network: bool
+    process: bool  # --agentsim-process: every AgentServer scenario in a child process
+    # simulated scenarios (no agentsim.turns): models, turn limit, record/replay
+    model: str
+    user_model: str
+    judge_model: str
+    max_turns: int
+    record: bool
+    model_base_url: str | None
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -44,7 +53,30 @@ class Settings:
             ) from None
         if timeout <= 0:
             raise pytest.UsageError(f"agentsim timeout must be positive, got {timeout:g}")
+
+        def ini(name: str) -> str:
+            return str(config.getini(name) or "").strip()
+
+        model = opt("--agentsim-model") or ini("agentsim_model") or "openai/gpt-4.1-mini"
+        turns_cli = opt("--agentsim-max-turns")
+        raw_turns = turns_cli if turns_cli is not None else (ini("agentsim_max_turns") or "8")
+        try:
+            max_turns = int(raw_turns)
+        except (TypeError, ValueError):
+            max_turns = 0
+        if max_turns <= 0:
+            raise pytest.UsageError(
+                f"agentsim_max_turns must be a positive whole number, got {raw_turns!r}"
+            )
         return cls(
+            model=model,
+            user_model=opt("--agentsim-user-model") or ini("agentsim_user_model") or model,
+            judge_model=opt("--agentsim-judge-model") or ini("agentsim_judge_model") or model,
+            max_turns=max_turns,
+            record=bool(opt("--agentsim-record")),
+            model_base_url=opt("--agentsim-model-base-url")
+            or os.environ.get("AGENTSIM_MODEL_BASE_URL")
+            or None,
             enabled=bool(opt("--agentsim") or config.getini("agentsim")),
             patterns=tuple(config.getini("agentsim_patterns")),
             agent_cli=opt("--agentsim-agent") or None,
@@ -57,6 +89,7 @@ class Settings:
             snapshot=bool(config.getini("agentsim_snapshot")),
             transport=opt("--agentsim-transport"),
             allow_network=bool(opt("--agentsim-allow-network")),
+            process=bool(opt("--agentsim-process")),
         )
 
 

@@ -330,6 +330,7 @@ class FakeJob:
         self.description = description or "AgentServer"
         # the gateway transport serves the entrypoint's own LLM client over HTTP
         self.substitute_llm = getattr(sim, "gateway", None) is None
+        self.kept_llm_note = "answered by the fake inference gateway"
         self.run_id, self.job_id = simulation_ids(scenario)
         self.session: AgentSession[Any] | None = None
         self._ctx: JobContext | None = None
@@ -498,8 +499,12 @@ class FakeJob:
                 entry=self._entry_crash,
             )
 
-    async def finalize(self) -> None:
-        """Run ``on_simulation_end`` as the cloud does; a veto raises EntrypointFailure."""
+    async def finalize(self, verdict: tuple[bool, str] | None = None) -> None:
+        """Run ``on_simulation_end`` as the cloud does; a veto raises EntrypointFailure.
+
+        ``verdict``: the simulator's (success, reason), e.g. a judge's (simulated scenarios);
+        scripted scenarios that got here passed every turn.
+        """
         from livekit.agents.simulation import SimulationVerdict
         from livekit.protocol import agent_simulation as sim_pb
 
@@ -509,7 +514,8 @@ class FakeJob:
             raise EntrypointFailure("the job lost its simulation context")
         kwargs: dict[str, Any] = {
             "simulator_verdict": SimulationVerdict(
-                success=True, reason="every scripted turn passed (pytest-agentsim)"
+                success=verdict[0] if verdict else True,
+                reason=verdict[1] if verdict else "every scripted turn passed (pytest-agentsim)",
             ),
             # the cloud sends a run carrying only its id
             "run": sim_pb.SimulationRun(id=self.run_id),
@@ -748,7 +754,7 @@ class FakeJob:
                 # a realtime model has no scripted equivalent: it stays (and fails offline)
                 kept.append(f"{what} (no fake for it)")
             elif slot == "llm" and not self.substitute_llm:
-                kept.append(f"{what} (answered by the fake inference gateway)")
+                kept.append(f"{what} ({self.kept_llm_note})")
             else:
                 swapped.append(what)
                 out[slot] = fakes[slot]

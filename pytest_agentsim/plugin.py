@@ -24,10 +24,12 @@ from .fixtures import (
     fake_tts,
 )
 from .gateway_fixtures import _agentsim_gateway_running, inference_gateway
+from .judge_fixtures import agentsim_judge
 
 __all__ = [
     "_agentsim_gateway_running",
     "agentsim",
+    "agentsim_judge",
     "agentsim_scenario",
     "fake_llm",
     "fake_stt",
@@ -94,10 +96,61 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="let agents under test reach non-loopback hosts (blocked by default).",
     )
     group.addoption(
+        "--agentsim-process",
+        action="store_true",
+        default=None,
+        help="run AgentServer scenarios in a child process, as `python -m livekit.agents "
+        "console` starts them, driven over the session protocol (YAML: agentsim.process).",
+    )
+    group.addoption(
         "--agentsim-report",
         default=None,
         metavar="PATH",
         help="write one self-contained HTML page with every scenario's conversation.",
+    )
+    group.addoption(
+        "--agentsim-model",
+        default=None,
+        metavar="MODEL",
+        help="model of simulated scenarios (no agentsim.turns): the agent's LLM, and the "
+        "simulated user's and judge's unless set apart; a LiveKit Inference name "
+        "(openai/gpt-4.1-mini, the default) or an OpenAI model (gpt-4.1-mini). "
+        "ini: agentsim_model.",
+    )
+    group.addoption(
+        "--agentsim-user-model",
+        default=None,
+        metavar="MODEL",
+        help="the simulated user's model (default: --agentsim-model; ini: agentsim_user_model).",
+    )
+    group.addoption(
+        "--agentsim-judge-model",
+        default=None,
+        metavar="MODEL",
+        help="the judge's model (default: --agentsim-model; ini: agentsim_judge_model).",
+    )
+    group.addoption(
+        "--agentsim-max-turns",
+        default=None,
+        type=int,
+        metavar="N",
+        help="simulated user turns before a simulated conversation stops (default 8; "
+        "ini: agentsim_max_turns).",
+    )
+    group.addoption(
+        "--agentsim-record",
+        action="store_true",
+        default=None,
+        help="run simulated scenarios against the real models and (re)write their "
+        "cassettes (__cassettes__/ beside the YAML); without it cassettes are replayed "
+        "offline.",
+    )
+    group.addoption(
+        "--agentsim-model-base-url",
+        default=None,
+        metavar="URL",
+        help="while recording, send every model request (agent, user, judge) to this "
+        "OpenAI-compatible base URL (env: AGENTSIM_MODEL_BASE_URL).",
     )
     parser.addini(
         "agentsim",
@@ -118,6 +171,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("agentsim_mode", default="text", help="default mode: text or audio.")
     parser.addini("agentsim_timeout", default="30", help="default per-scenario timeout, seconds.")
+    parser.addini("agentsim_model", default="", help="model of simulated scenarios.")
+    parser.addini("agentsim_user_model", default="", help="the simulated user's model.")
+    parser.addini("agentsim_judge_model", default="", help="the judge's model.")
+    parser.addini(
+        "agentsim_max_turns", default="8", help="simulated user turns per simulated scenario."
+    )
     parser.addini(
         "agentsim_snapshot",
         type="bool",

@@ -89,9 +89,25 @@ class TextMatcher:
             return text.strip() == self.value.strip()
         if self.kind == "regex":
             return re.search(self.value, text) is not None
-        raise NotImplementedError("judge matchers are graded by the judge, not matched locally")
+        # `judge`: graded by the LLM judge of the run (replayed from its cassette)
+        from .judge import CURRENT_JUDGE, JudgeError
+
+        judge = CURRENT_JUDGE.get()
+        if judge is None:
+            raise JudgeError(
+                f"judge {self.value!r}: no LLM judge in this run (judge matchers run in "
+                "YAML scenarios, from a cassette)"
+            )
+        return judge.grade(text, self.value).passed
 
     def describe(self) -> str:
+        if self.kind == "judge":
+            from .judge import CURRENT_JUDGE
+
+            judge = CURRENT_JUDGE.get()
+            reason = judge.reason_for(self.value) if judge is not None else None
+            if reason:
+                return f"judge {self.value!r} (the judge: {reason})"
         return f"{self.kind} {self.value!r}"
 
 
@@ -728,12 +744,11 @@ def _matcher(
     kind = found[0]
     vnode = keys[kind][1]
     value = _text(ctx, vnode, kind)
-    if kind == "judge":
+    if kind == "judge" and what != "message":
         raise ctx.error(
             vnode,
-            "`judge` matchers need the LLM judge (simulated scenarios), "
-            "which this version of pytest-agentsim does not provide yet",
-            "use contains/equals/regex for now",
+            f"`judge` matchers grade agent messages; a {what} cannot use one",
+            "use contains/equals/regex here, or `message: {judge: ...}`",
         )
     if kind == "regex":
         try:

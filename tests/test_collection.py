@@ -200,4 +200,6 @@ def test_simulated_scenarios_skip_with_reason(pytester: pytest.Pytester, write: 
     write("scenarios.yaml", SIMPLE)
     result = pytester.runpytest("--agentsim", "-rs")
     result.assert_outcomes(skipped=2)
-    result.stdout.fnmatch_lines(["*simulated scenario (no agentsim.turns)*add `agentsim: {turns*"])
+    result.stdout.fnmatch_lines(
+        ["*simulated scenario (no agentsim.turns) without a cassette*--agentsim-record*"]
+    )

@@ -202,8 +202,12 @@ def test_invalid_regex_and_judge(tmp_path: Path) -> None:
     base = "scenarios:\n  - label: a\n    agentsim:\n      turns: [{user: hi, expect: [%s]}]\n"
     with pytest.raises(ScenarioError, match="invalid regex"):
         load(tmp_path, base % "{message: {regex: '('}}")
-    with pytest.raises(ScenarioError, match="judge"):
-        load(tmp_path, base % "{message: {judge: 'greets'}}")
+    judged = load(tmp_path, base % "{message: {judge: 'greets'}}")
+    expect = judged.scenarios[0].config.turns[0].expect
+    assert expect is not None and expect[0].text is not None
+    assert expect[0].text.kind == "judge" and expect[0].text.value == "greets"
+    with pytest.raises(ScenarioError, match=r"unknown key .judge. in function_call_output"):
+        load(tmp_path, base % "{function_call_output: {judge: 'greets'}}")
 
 
 def test_anchors_and_merges_in_agentsim(tmp_path: Path) -> None:

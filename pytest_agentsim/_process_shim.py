@@ -1,0 +1,97 @@
+"""Process mode's child: ``python -m livekit.agents console <file> --connect-addr H:P``,
+with the scenario's simulation dispatch on the console job (SPEC §4, process mode).
+
+Run as ``python -m pytest_agentsim._process_shim <file> --connect-addr HOST:PORT``. The
+agent file is untouched: ``AgentServer.simulate_job`` is wrapped so the job it launches
+carries ``$AGENTSIM_DISPATCH`` (protojson ``SimulationDispatch``) where the installed
+release reads it, then livekit's own CLI ``main()`` runs. Retry waits are instant unless
+``$AGENTSIM_REAL_TIMING`` is set, non-loopback connections are refused (and listed on
+stderr at exit) unless ``$AGENTSIM_ALLOW_NETWORK`` is set, and the child ends itself if
+its parent (pytest) goes away.
+Never imports pytest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+DISPATCH_ENV = "AGENTSIM_DISPATCH"
+PARENT_ENV = "AGENTSIM_PARENT_PID"
+LOG_ENV = "AGENTSIM_CHILD_LOG"
+REAL_TIMING_ENV = "AGENTSIM_REAL_TIMING"
+ALLOW_NETWORK_ENV = "AGENTSIM_ALLOW_NETWORK"
+BLOCKED_MARK = "agentsim-blocked-network: "  # one line per blocked host, read by the parent
+
+
+def install_dispatch(payload: str) -> None:
+    from livekit.agents import AgentServer, JobContext
+
+    # 1.7+ reads the job attribute (as the cloud sends it); 1.6 falls back to job metadata
+    by_attribute = "job.attributes" in inspect.getsource(JobContext.simulation_context)
+    original = AgentServer.simulate_job
+
+    async def simulate_job(self: Any, *args: Any, **kwargs: Any) -> None:
+        pool = self._proc_pool
+        launch = pool.launch_job
+
+        async def launch_job(info: Any) -> Any:
+            if by_attribute:
+                info.job.attributes["lk.simulator.dispatch"] = payload
+            else:
+                info.job.metadata = payload
+            return await launch(info)
+
+        pool.launch_job = launch_job
+        try:
+            await original(self, *args, **kwargs)
+        finally:
+            pool.launch_job = launch
+
+    AgentServer.simulate_job = simulate_job  # type: ignore[method-assign]
+
+
+def _watch_parent(pid: int) -> None:
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != pid:  # reparented: pytest is gone, take the job down with it
+            log = os.environ.get(LOG_ENV)
+            if log:  # nobody is left to report it
+                with contextlib.suppress(OSError):
+                    os.unlink(log)
+            os.killpg(os.getpgid(0), signal.SIGKILL)
+
+
+def main(argv: list[str]) -> int:
+    payload = os.environ.get(DISPATCH_ENV)
+    if payload:
+        install_dispatch(payload)
+    if not os.environ.get(REAL_TIMING_ENV):
+        from .fakes.timing import no_backoff
+
+        no_backoff().__enter__()
+    parent = os.environ.get(PARENT_ENV)
+    if parent:
+        threading.Thread(target=_watch_parent, args=(int(parent),), daemon=True).start()
+    guard = None
+    if not os.environ.get(ALLOW_NETWORK_ENV):
+        from .transport.offline import block_network
+
+        guard = block_network().__enter__()
+    from livekit.agents.__main__ import main as livekit_main
+
+    try:
+        return livekit_main(["console", *argv])
+    finally:
+        for host in dict.fromkeys(guard.blocked if guard is not None else ()):
+            print(f"{BLOCKED_MARK}{host}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,412 @@
+"""Simulated scenarios (no ``agentsim.turns``): an LLM user, the agent's real LLM, a judge.
+
+Like ``lk agent simulate`` in text mode: a simulated user, prompted with the scenario's
+``instructions``, converses with the agent until the agent ends the session, the user ends
+the call, or ``max_turns`` user turns were played; then a judge LLM grades the transcript
+against ``agent_expectations`` and, in entrypoint mode, ``on_simulation_end`` runs with
+the judge's verdict as the simulator verdict.
+
+**Ending the call.** The simulated user ends the call by putting :data:`END_MARKER`
+(``[END]``) in its message; the text before the marker, if any, is said as its last turn.
+
+**Models.** All model traffic goes through a loopback :class:`~.cassette.ModelProxy`:
+the agent's LLM (``inference.LLM`` built by the plugin for Agent targets, or whatever
+LLM the agent/entrypoint makes: ``LIVEKIT_INFERENCE_URL`` and ``OPENAI_BASE_URL`` point at
+the proxy), the simulated user and the judge (OpenAI chat completions, one request per
+turn). A model name with a ``/`` (``openai/gpt-4.1-mini``) is a LiveKit Inference model,
+anything else an OpenAI model. Recording, the proxy forwards to the real endpoints (or to
+``model_base_url`` for all of them) and writes the cassette; otherwise it replays the
+cassette and nothing leaves the machine. Never imports pytest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .binding import AgentTarget
+from .cassette import Cassette, ModelProxy
+from .harness import AgentSim, AgentSimAssertionError
+from .judge import Verdict, auth_header, is_inference_model, parse_verdict
+from .runner import ScenarioFailure, ScenarioRun, _Run
+
+if TYPE_CHECKING:
+    from .loader import Scenario
+
+__all__ = [
+    "END_MARKER",
+    "SimulationSettings",
+    "Verdict",
+    "parse_verdict",
+    "run_simulation",
+]
+
+END_MARKER = "[END]"
+OPENAI_URL = "https://api.openai.com/v1"
+DEFAULT_INFERENCE_URL = "https://agent-gateway.livekit.cloud/v1"
+
+USER_PROMPT = """\
+You are role-playing a user who is talking to an AI voice agent, to test the agent.
+Stay in character and follow these instructions:
+
+{instructions}
+
+Reply with only what the user says next: one short conversational message, no stage \
+directions. When the conversation has reached its end (your goal is met, or it cannot \
+be), say your last words and end your message with {marker}."""
+
+JUDGE_PROMPT = """\
+You are grading a conversation between a user and an AI voice agent.
+The agent was expected to:
+
+{expectations}
+
+Answer with a JSON object only: {{"verdict": "pass" or "fail", "reason": "<one or two \
+sentences>"}}. Pass only if the agent met the expectations."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SimulationSettings:
+    cassette: Path
+    rerecord: str  # the command that re-records this scenario
+    agent_model: str = "openai/gpt-4.1-mini"
+    user_model: str = "openai/gpt-4.1-mini"
+    judge_model: str = "openai/gpt-4.1-mini"
+    max_turns: int = 8
+    record: bool = False
+    model_base_url: str | None = None  # recording: every model request goes here
+    timeout: float = 30.0  # per agent reply / model request
+
+
+class _Env:
+    """Point every model client at the proxy (and fill credentials) for the run."""
+
+    def __init__(self) -> None:
+        self._saved: dict[str, str | None] = {}
+
+    def set(self, key: str, value: str) -> None:
+        if key not in self._saved:
+            self._saved[key] = os.environ.get(key)
+        os.environ[key] = value
+
+    def default(self, key: str, value: str) -> None:
+        if not os.environ.get(key):
+            self.set(key, value)
+
+    def restore(self) -> None:
+        for key, old in self._saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+        self._saved.clear()
+
+
+def upstreams(settings: SimulationSettings) -> dict[str, str]:
+    """role -> the real base URL a recording forwards to."""
+    inference = os.environ.get("LIVEKIT_INFERENCE_URL") or DEFAULT_INFERENCE_URL
+    openai = os.environ.get("OPENAI_BASE_URL") or OPENAI_URL
+    if settings.model_base_url:
+        inference = openai = settings.model_base_url
+    return {
+        "agent": inference,
+        "agent-openai": openai,
+        "user": inference if is_inference_model(settings.user_model) else openai,
+        "judge": inference if is_inference_model(settings.judge_model) else openai,
+    }
+
+
+class _ChatClient:
+    """A tiny OpenAI chat-completions client (non-streaming), through the proxy."""
+
+    def __init__(self, proxy: ModelProxy, role: str, model: str, timeout: float) -> None:
+        self.proxy = proxy
+        self.role = role
+        self.model = model
+        self.timeout = timeout
+
+    async def complete(self, messages: list[dict[str, str]]) -> str:
+        import aiohttp
+
+        body = {"model": self.model, "messages": messages, "temperature": 0}
+        url = self.proxy.base_url(self.role) + "/chat/completions"
+        timeout = aiohttp.ClientTimeout(total=self.timeout)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as http,
+            http.post(url, json=body, headers={"Authorization": auth_header(self.model)}) as resp,
+        ):
+            text = await resp.text()
+            if resp.status != 200:
+                raise _ModelError(f"the {self.role} model request failed ({resp.status}): {text}")
+        try:
+            content = json.loads(text)["choices"][0]["message"].get("content") or ""
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise _ModelError(f"the {self.role} model sent no chat completion: {text}") from None
+        return str(content)
+
+
+class _ModelError(Exception):
+    pass
+
+
+def conversation(sim: AgentSim) -> list[tuple[str, str]]:
+    """(speaker, text) for what the user said and the agent answered, in order."""
+    out: list[tuple[str, str]] = []
+    for e in sim.timeline:
+        if e.kind == "user":
+            out.append(("user", e.text))
+        elif e.kind == "agent":
+            text = str(e.detail.get("content", e.text)).strip()
+            if text:
+                out.append(("agent", text))
+    return out
+
+
+def user_messages(instructions: str, turns: list[tuple[str, str]]) -> list[dict[str, str]]:
+    """The simulated user's chat: the agent speaks as ``user``, the simulated user as
+    ``assistant``."""
+    messages = [
+        {
+            "role": "system",
+            "content": USER_PROMPT.format(instructions=instructions.strip(), marker=END_MARKER),
+        }
+    ]
+    for who, text in turns:
+        messages.append({"role": "assistant" if who == "user" else "user", "content": text})
+    if len(messages) == 1:
+        messages.append({"role": "user", "content": "(the call connects; you speak first)"})
+    return messages
+
+
+def judge_messages(expectations: str, sim: AgentSim) -> list[dict[str, str]]:
+    lines = []
+    for e in sim.timeline:
+        if e.kind == "user":
+            lines.append(f"User: {e.text}")
+        elif e.kind == "agent":
+            lines.append(f"Agent: {e.detail.get('content', e.text)}")
+        elif e.kind == "tool_call":
+            lines.append(f"[agent called tool {e.text}]")
+        elif e.kind == "tool_output":
+            lines.append(f"[tool result {e.text}]")
+        elif e.kind == "close":
+            lines.append(f"[session closed: {e.text}]")
+    transcript = "\n".join(lines) or "(nothing was said)"
+    return [
+        {"role": "system", "content": JUDGE_PROMPT.format(expectations=expectations.strip())},
+        {"role": "user", "content": f"Transcript:\n{transcript}"},
+    ]
+
+
+@contextlib.contextmanager
+def _pointed_at(proxy: ModelProxy) -> Iterator[None]:
+    env = _Env()
+    env.set("LIVEKIT_INFERENCE_URL", proxy.base_url("agent"))
+    env.set("OPENAI_BASE_URL", proxy.base_url("agent-openai"))
+    # clients refuse to start without credentials; replayed runs need none (and a
+    # recording against a loopback server neither). Real recordings use the real ones.
+    env.default("LIVEKIT_API_KEY", "agentsim-dummy-key")
+    env.default("LIVEKIT_API_SECRET", "agentsim-dummy-secret-0123456789abcdefghij")
+    env.default("OPENAI_API_KEY", "sk-agentsim-dummy")
+    try:
+        yield
+    finally:
+        env.restore()
+
+
+class _Simulation:
+    def __init__(
+        self, scenario: Scenario, target: AgentTarget, settings: SimulationSettings
+    ) -> None:
+        self.scenario = scenario
+        self.target = target
+        self.settings = settings
+        self.sim = AgentSim(timeout=settings.timeout, llm_model=settings.agent_model)
+        self.run = _Run(scenario, self.sim)
+        self.proxy: ModelProxy | None = None
+        self.verdict: Verdict | None = None
+
+    # -- failures ----------------------------------------------------------------------
+    def check_cassette(self) -> None:
+        assert self.proxy is not None
+        if self.proxy.misses:
+            raise self.run.fail(
+                f"{self.proxy.misses[0]}\n  the scenario, the agent or a model option changed "
+                "since the cassette was recorded\n"
+                f"  fix: re-record with `{self.settings.rerecord}`",
+                self.scenario.line,
+            )
+        if self.proxy.errors:
+            raise self.run.fail(f"recording failed: {self.proxy.errors[0]}", self.scenario.line)
+
+    # -- the conversation ----------------------------------------------------------------
+    async def agent_idle(self) -> None:
+        """Wait until the agent has nothing queued or playing (a greeting from ``on_enter``
+        is a real model call here, not instant): the user speaks only after it, so a
+        recording and its replay see the same conversation."""
+        sim = self.sim
+        for _ in range(1000):
+            await sim.settle()
+            if sim.closed or not sim.started:
+                return
+            session = sim.session
+            speech = session.current_speech
+            activity = getattr(session, "_activity", None)
+            queued = bool(getattr(activity, "_speech_q", None))
+            state = str(getattr(session, "agent_state", "listening"))
+            if speech is None and not queued and state not in ("thinking", "speaking"):
+                return
+            if speech is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(speech.wait_for_playout(), timeout=self.settings.timeout)
+            else:
+                await asyncio.sleep(0.01)
+
+    async def converse(self) -> None:
+        sim, settings = self.sim, self.settings
+        assert self.proxy is not None
+        user = _ChatClient(self.proxy, "user", settings.user_model, settings.timeout)
+        await self.agent_idle()
+        self.check_cassette()
+        for _ in range(settings.max_turns):
+            if sim.closed:
+                sim._note("note", "the agent ended the session")
+                return
+            try:
+                said = await user.complete(
+                    user_messages(self.scenario.instructions, conversation(sim))
+                )
+            except _ModelError as e:
+                self.check_cassette()
+                raise self.run.fail(str(e), self.scenario.line) from None
+            ended = END_MARKER in said
+            text = said.replace(END_MARKER, "").strip()
+            if text:
+                try:
+                    await sim.run(text)
+                except AgentSimAssertionError as e:
+                    raise self.run.fail(str(e).split("\n\n", 1)[0], self.scenario.line) from None
+                await self.agent_idle()
+                self.check_cassette()
+            if ended:
+                sim._note("note", f"the simulated user ended the call ({END_MARKER})")
+                return
+        sim._note("note", f"turn limit reached ({settings.max_turns} user turns)")
+
+    async def judge(self) -> Verdict | None:
+        expectations = self.scenario.agent_expectations.strip()
+        if not expectations:
+            return None
+        assert self.proxy is not None
+        client = _ChatClient(self.proxy, "judge", self.settings.judge_model, self.settings.timeout)
+        try:
+            answer = await client.complete(judge_messages(expectations, self.sim))
+        except _ModelError as e:
+            self.check_cassette()
+            raise self.run.fail(str(e), self.scenario.line) from None
+        verdict = parse_verdict(answer)
+        self.sim._note("judge", verdict.describe(), failed=not verdict.passed)
+        return verdict
+
+    def judge_failure(self, verdict: Verdict) -> ScenarioFailure:
+        return self.run.fail(
+            f"the judge failed the conversation: {verdict.reason}\n"
+            f"  agent_expectations: {self.scenario.agent_expectations.strip()}",
+            self.scenario.line,
+            mark=next((e for e in reversed(self.sim.timeline) if e.kind == "judge"), None),
+        )
+
+    # -- agent mode ----------------------------------------------------------------------
+    async def play_agent(self) -> None:
+        from livekit.agents import inference
+
+        agent = self.target.build(self.scenario)
+        await self.sim.start(agent, mode="text", llm=inference.LLM(model=self.settings.agent_model))
+        await self.converse()
+        self.verdict = await self.judge()
+        if self.verdict is not None and not self.verdict.passed:
+            raise self.judge_failure(self.verdict)
+
+    # -- entrypoint mode -----------------------------------------------------------------
+    async def play_entrypoint(self) -> None:
+        from .entrypoint import EntrypointFailure, FakeJob
+
+        server = self.target.obj
+        try:
+            async with FakeJob(
+                server, self.scenario, self.sim, mode="text", description=self.target.description
+            ) as job:
+                job.substitute_llm = False  # the entrypoint's LLM is real, recorded/replayed
+                job.kept_llm_note = (
+                    "recorded" if self.settings.record else "replayed from the cassette"
+                )
+                await job.start()
+                await job.in_session_context(self.converse())
+                job.check_entrypoint()
+                self.verdict = await job.in_session_context(self.judge())
+                verdict = (
+                    (self.verdict.passed, self.verdict.reason)
+                    if self.verdict is not None
+                    else (True, "no agent_expectations to judge (pytest-agentsim)")
+                )
+                try:
+                    await job.in_session_context(job.finalize(verdict))
+                except EntrypointFailure as e:
+                    if self.verdict is not None and not self.verdict.passed:
+                        raise self.judge_failure(self.verdict) from None
+                    raise self.run.fail(e.reason, self.scenario.line, mark=e.entry) from None
+                if self.verdict is not None and not self.verdict.passed:
+                    raise self.judge_failure(self.verdict)
+        except EntrypointFailure as e:
+            raise self.run.fail(e.reason, self.scenario.line, mark=e.entry) from None
+
+
+async def run_simulation(
+    scenario: Scenario, target: AgentTarget, settings: SimulationSettings
+) -> tuple[ScenarioRun, Verdict | None]:
+    """Run one simulated scenario, recording or replaying its cassette.
+
+    Raises :class:`~.runner.ScenarioFailure` (a judge fail, a cassette miss, a model error,
+    ``on_simulation_end`` vetoing) or ``FileNotFoundError`` (replaying without a cassette).
+    """
+    from .fakes import no_backoff
+
+    if settings.record:
+        cassette = Cassette(path=settings.cassette, scenario=scenario.name)
+    else:
+        cassette = Cassette.load(settings.cassette)
+    proxy = ModelProxy(cassette, record=settings.record, upstreams=upstreams(settings))
+    sim = _Simulation(scenario, target, settings)
+    sim.proxy = proxy
+    overall = settings.timeout * (settings.max_turns + 2)
+    failed = True
+    await proxy.start()
+    try:
+        with _pointed_at(proxy), no_backoff():
+            play = sim.play_entrypoint() if target.kind == "server" else sim.play_agent()
+            try:
+                await asyncio.wait_for(play, timeout=overall)
+            except asyncio.TimeoutError:
+                raise sim.run.fail(
+                    f"the simulated conversation did not finish within {overall:g}s",
+                    scenario.line,
+                ) from None
+            failed = False
+    finally:
+        await sim.sim.aclose(timeout=0.2 if failed else 5.0)
+        await proxy.aclose()
+        if settings.record:
+            cassette.save()
+    if not settings.record and cassette.unused():
+        sim.sim._note(
+            "note",
+            f"{len(cassette.unused())} recorded model request(s) were not replayed "
+            f"(re-record with `{settings.rerecord}`)",
+        )
+    return ScenarioRun(sim=sim.sim, timeline=sim.sim.timeline), sim.verdict
