@@ -129,7 +129,7 @@ class AgentSim:
         """Model calls that found nothing scripted (they fail the turn)."""
         if self.gateway is not None:
             return list(self.gateway.unscripted)
-        return [str(e) for e in self.fake_llm.errors]
+        return [str(e) for e in self.fake_llm.errors] + list(self.fake_llm.misscripted)
 
     # ------------------------------------------------------------------ lifecycle
     @property

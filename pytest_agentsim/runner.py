@@ -342,8 +342,8 @@ class _Run:
                 None,
             )
             raise self.fail(
-                f"turn {turn.index + 1}: the agent made a model call the scenario did not script "
-                f"({unscripted[0]})",
+                f"turn {turn.index + 1}: the scripted model answers do not fit the calls the "
+                f"agent made: {unscripted[0]}",
                 turn.line,
                 mark=entry,
             )

@@ -207,7 +207,9 @@ def test_unscripted_model_call_fails(pytester: pytest.Pytester, write: Write) ->
     )
     result = pytester.runpytest("--agentsim")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*made a model call the scenario did not script*"])
+    result.stdout.fnmatch_lines(
+        ["*the scripted model answers do not fit the calls*no scripted response for model call 2*"]
+    )
 
 
 def test_spoken_in_audio_mode(pytester: pytest.Pytester, write: Write) -> None:
@@ -352,4 +354,25 @@ scenarios:
             "*agentsim transcript*",
             "*tool call still running: hang({})*",
         ]
+    )
+
+
+def test_tool_calls_scripted_after_a_handoff_are_reported(
+    pytester: pytest.Pytester, write: Write
+) -> None:
+    """livekit answers a handoff with tool_choice='none' and silently drops tool calls."""
+    project(
+        write,
+        """
+- user: support please
+  llm:
+    - tool_calls: [{name: to_support}]
+    - tool_calls: [{name: whoami}]
+""",
+        extra="      allow_unused: true\n",
+    )
+    result = pytester.runpytest("--agentsim")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*model call 2 was made with tool_choice='none'*scripted tool calls (whoami)*"]
     )

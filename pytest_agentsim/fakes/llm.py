@@ -83,6 +83,8 @@ class FakeLLM(llm.LLM[Any], Observable):
         self.script: CallScript[ScriptItem] = CallScript()
         self.calls: list[LLMCall] = []
         self.errors: list[APIError] = []
+        # scripted answers the framework could not use as written (see FakeLLMStream._run)
+        self.misscripted: list[str] = []
         self._next_call_id = 0
 
     @property
@@ -135,6 +137,7 @@ class FakeLLM(llm.LLM[Any], Observable):
         self.script = CallScript()
         self.calls.clear()
         self.errors.clear()
+        self.misscripted.clear()
         self._next_call_id = 0
 
     # -- livekit API -----------------------------------------------------------------------
@@ -148,7 +151,11 @@ class FakeLLM(llm.LLM[Any], Observable):
         tool_choice: NotGivenOr[llm.ToolChoice] = NOT_GIVEN,
         extra_kwargs: NotGivenOr[dict[str, Any]] = NOT_GIVEN,
     ) -> FakeLLMStream:
-        return FakeLLMStream(self, chat_ctx=chat_ctx, tools=tools or [], conn_options=conn_options)
+        stream = FakeLLMStream(
+            self, chat_ctx=chat_ctx, tools=tools or [], conn_options=conn_options
+        )
+        stream.tool_choice = tool_choice if isinstance(tool_choice, str) else None
+        return stream
 
     # -- used by the stream ----------------------------------------------------------------
     def _new_call_id(self) -> str:
@@ -201,6 +208,8 @@ class FakeLLM(llm.LLM[Any], Observable):
 
 
 class FakeLLMStream(llm.LLMStream):
+    tool_choice: str | None = None
+
     def __init__(
         self,
         fake: FakeLLM,
@@ -222,6 +231,15 @@ class FakeLLMStream(llm.LLMStream):
 
         for chunk in answer.text_chunks():
             self._send_text(request_id, chunk)
+        if answer.tool_calls and self.tool_choice == "none":
+            # livekit drops tool calls made under tool_choice="none" (e.g. the reply right
+            # after a handoff) and only logs it: a script that relies on them is wrong
+            names = ", ".join(tc.name for tc in answer.tool_calls)
+            self._fake.misscripted.append(
+                f"model call {self._fake.script.calls} was made with tool_choice='none' (as "
+                f"livekit does for the reply after a handoff), so its scripted tool calls "
+                f"({names}) are ignored; script a text answer for it"
+            )
         if answer.tool_calls:
             calls = [
                 llm.FunctionToolCall(
