@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -23,10 +23,13 @@ from .loader import Scenario, load_scenario_file
 if TYPE_CHECKING:
     from _pytest._code.code import TerminalRepr
 
+    from .binding import AgentTarget
     from .timeline import TimelineEntry
 
 
 __all__ = ["ScenarioItem", "ScenarioYamlFile", "run_scenario_item"]
+
+T = TypeVar("T")
 
 _TRANSCRIPT_KEY = pytest.StashKey[str]()
 TIMELINE_KEY: pytest.StashKey[list[TimelineEntry]] = pytest.StashKey()
@@ -220,9 +223,8 @@ class ScenarioItem(pytest.Function):
         if not judging:
             yield
             return
-        from .cassette import Cassette, cassette_path
-        from .judge import CURRENT_JUDGE, IntentJudge
-        from .simulate import SimulationSettings, upstreams
+        from .cassette import cassette_path
+        from .judge import CURRENT_JUDGE, open_intent_judge
 
         s = self.scenario
         settings = self.config.stash[SETTINGS_KEY]
@@ -233,18 +235,12 @@ class ScenarioItem(pytest.Function):
                 f"scenario uses `judge` matchers but has no cassette ({self._shown(path)}): "
                 f"record the judge's verdicts with `{rerecord}`"
             )
-        cassette = Cassette(path=path, scenario=s.name) if settings.record else Cassette.load(path)
-        base = SimulationSettings(
-            cassette=path,
-            rerecord=rerecord,
+        judge = open_intent_judge(
+            path=path,
+            name=s.name,
+            record=settings.record,
             judge_model=settings.judge_model,
             model_base_url=settings.model_base_url,
-        )
-        judge = IntentJudge(
-            cassette,
-            record=settings.record,
-            model=settings.judge_model,
-            upstream=upstreams(base)["judge"],
             rerecord=rerecord,
         )
         token = CURRENT_JUDGE.set(judge)
@@ -253,7 +249,7 @@ class ScenarioItem(pytest.Function):
         finally:
             CURRENT_JUDGE.reset(token)
             if settings.record:
-                cassette.save()
+                judge.cassette.save()
 
     def _shown(self, path: Path) -> Path:
         try:
@@ -324,53 +320,17 @@ class ScenarioItem(pytest.Function):
                 network_report(guard.blocked), location=None, transcript=transcript
             )
 
-    def _agent_file(self, request: pytest.FixtureRequest) -> Path:
-        """Process mode: the agent's file, found as :meth:`_target` finds the agent, but
-        not imported here (the child imports it)."""
-        from .process import locate_agent_file
-
+    def _agent_spec(self, request: pytest.FixtureRequest) -> tuple[Any, Path | None, str, bool]:
+        """What to run, by precedence CLI > YAML > ini > fixture:
+        ``(spec, origin for relative paths, where it came from, from the YAML?)``."""
         s = self.scenario
         settings = self.config.stash[SETTINGS_KEY]
-        root = self.config.rootpath
         if settings.agent_cli:
-            return locate_agent_file(
-                settings.agent_cli, origin=None, rootdir=root, where="--agentsim-agent"
-            )
+            return settings.agent_cli, None, "--agentsim-agent", False
         if s.config.agent:
-            try:
-                return locate_agent_file(s.config.agent, origin=s.config.agent_origin, rootdir=root)
-            except ScenarioError as e:
-                raise ScenarioError(
-                    e.message, path=s.path, line=s.config.agent_line, fix=e.fix
-                ) from None
+            return s.config.agent, s.config.agent_origin, "agentsim.agent", True
         if settings.agent_ini:
-            ini = self.config.inipath
-            return locate_agent_file(settings.agent_ini, origin=ini, rootdir=root, where="ini")
-        target = self._target(request)  # the agentsim_agent fixture (or its error)
-        return locate_agent_file(target.obj, origin=s.path, rootdir=root, where="agentsim_agent")
-
-    def _target(self, request: pytest.FixtureRequest) -> Any:
-        from .binding import resolve_target
-
-        s = self.scenario
-        settings = self.config.stash[SETTINGS_KEY]
-        rootdir = self.config.rootpath
-        if settings.agent_cli:
-            return resolve_target(
-                settings.agent_cli, origin=None, rootdir=rootdir, where="--agentsim-agent"
-            )
-        if s.config.agent:
-            try:
-                return resolve_target(s.config.agent, origin=s.config.agent_origin, rootdir=rootdir)
-            except ScenarioError as e:
-                raise ScenarioError(
-                    e.message, path=s.path, line=s.config.agent_line, fix=e.fix
-                ) from None
-        if settings.agent_ini:
-            inifile = self.config.inipath
-            return resolve_target(
-                settings.agent_ini, origin=inifile, rootdir=rootdir, where="ini agentsim_agent"
-            )
+            return settings.agent_ini, self.config.inipath, "ini agentsim_agent", False
         try:
             value = request.getfixturevalue("agentsim_agent")
         except pytest.FixtureLookupError:
@@ -382,4 +342,29 @@ class ScenarioItem(pytest.Function):
                 "--agentsim-agent, set ini agentsim_agent, or define an `agentsim_agent` "
                 "fixture in conftest.py",
             ) from None
-        return resolve_target(value, origin=s.path, rootdir=rootdir, where="agentsim_agent fixture")
+        return value, s.path, "agentsim_agent fixture", False
+
+    def _resolve(self, request: pytest.FixtureRequest, resolver: Callable[..., T]) -> T:
+        spec, origin, where, from_yaml = self._agent_spec(request)
+        try:
+            return resolver(spec, origin=origin, rootdir=self.config.rootpath, where=where)
+        except ScenarioError as e:
+            if not from_yaml:
+                raise
+            # point at the `agent:` line of the scenario file
+            s = self.scenario
+            raise ScenarioError(
+                e.message, path=s.path, line=s.config.agent_line, fix=e.fix
+            ) from None
+
+    def _agent_file(self, request: pytest.FixtureRequest) -> Path:
+        """Process mode: the agent's file, found as :meth:`_target` finds the agent, but
+        not imported here (the child imports it)."""
+        from .process import locate_agent_file
+
+        return self._resolve(request, locate_agent_file)
+
+    def _target(self, request: pytest.FixtureRequest) -> AgentTarget:
+        from .binding import resolve_target
+
+        return self._resolve(request, resolve_target)

@@ -187,6 +187,32 @@ class IntentJudge:
         return _content(parse_body(payload))
 
 
+def open_intent_judge(
+    *,
+    path: Any,
+    name: str,
+    record: bool,
+    judge_model: str,
+    model_base_url: str | None,
+    rerecord: str,
+) -> IntentJudge:
+    """The judge for one test or scenario: recording to a new cassette at ``path`` or
+    replaying the stored one (the caller skips when there is none to replay)."""
+    from .simulate import SimulationSettings, upstreams
+
+    cassette = Cassette(path=path, scenario=name) if record else Cassette.load(path)
+    base = SimulationSettings(
+        cassette=path, rerecord=rerecord, judge_model=judge_model, model_base_url=model_base_url
+    )
+    return IntentJudge(
+        cassette,
+        record=record,
+        model=judge_model,
+        upstream=upstreams(base)["judge"],
+        rerecord=rerecord,
+    )
+
+
 def _content(body: Any) -> str:
     try:
         return str(body["choices"][0]["message"].get("content") or "")

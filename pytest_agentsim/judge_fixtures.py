@@ -22,8 +22,8 @@ __all__ = ["agentsim_judge"]
 
 @pytest.fixture
 def agentsim_judge(request: pytest.FixtureRequest) -> Iterator[IntentJudge]:
-    from .cassette import Cassette, cassette_path
-    from .simulate import SimulationSettings, upstreams
+    from .cassette import cassette_path
+    from .judge import open_intent_judge
 
     settings = request.config.stash[SETTINGS_KEY]
     node = request.node
@@ -34,22 +34,16 @@ def agentsim_judge(request: pytest.FixtureRequest) -> Iterator[IntentJudge]:
             f"agentsim_judge has no cassette for this test ({path.name}): record the "
             f"judge's verdicts with `{rerecord}`"
         )
-    cassette = Cassette(path=path, scenario=node.name) if settings.record else Cassette.load(path)
-    base = SimulationSettings(
-        cassette=path,
-        rerecord=rerecord,
+    judge = open_intent_judge(
+        path=path,
+        name=node.name,
+        record=settings.record,
         judge_model=settings.judge_model,
         model_base_url=settings.model_base_url,
-    )
-    judge = IntentJudge(
-        cassette,
-        record=settings.record,
-        model=settings.judge_model,
-        upstream=upstreams(base)["judge"],
         rerecord=rerecord,
     )
     try:
         yield judge
     finally:
         if settings.record:
-            cassette.save()
+            judge.cassette.save()
