@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from .binding import AgentTarget
     from .timeline import TimelineEntry
+    from .transport.offline import NetworkGuard
 
 
 __all__ = ["ScenarioItem", "ScenarioYamlFile", "run_scenario_item"]
@@ -175,32 +176,17 @@ class ScenarioItem(pytest.Function):
         judging = uses_judge(s.config.turns)
         offline = not settings.allow_network and not (judging and settings.record)
         guard = block_network() if offline else None
-        try:
-            with (
-                guard if guard is not None else contextlib.nullcontext(),
-                self._intent_judge(judging),
-            ):
-                if process:
-                    from .process import run_process_scenario
+        with self._guarded(guard), self._intent_judge(judging):
+            if process:
+                from .process import run_process_scenario
 
-                    run = asyncio.run(
-                        run_process_scenario(
-                            s, target, run_settings, allow_network=settings.allow_network
-                        )
+                run = asyncio.run(
+                    run_process_scenario(
+                        s, target, run_settings, allow_network=settings.allow_network
                     )
-                else:
-                    run = asyncio.run(run_scenario(s, target, run_settings))
-        except ScenarioFailure as e:
-            self.stash[_TRANSCRIPT_KEY] = e.transcript
-            self.stash[TIMELINE_KEY] = e.timeline
-            if guard is not None and guard.blocked:
-                raise ScenarioFailure(
-                    f"{e.reason}\n{network_report(guard.blocked)}",
-                    location=e.location,
-                    transcript=e.transcript,
-                    timeline=e.timeline,
-                ) from None
-            raise
+                )
+            else:
+                run = asyncio.run(run_scenario(s, target, run_settings))
         self.stash[TIMELINE_KEY] = run.timeline
         transcript = render_transcript(run.timeline)
         self.stash[_TRANSCRIPT_KEY] = transcript
@@ -257,6 +243,27 @@ class ScenarioItem(pytest.Function):
         except ValueError:
             return path
 
+    @contextlib.contextmanager
+    def _guarded(self, guard: NetworkGuard | None) -> Iterator[None]:
+        """Run under the offline guard; keep a failure's transcript for the report and
+        name any blocked network attempt in it."""
+        from .runner import ScenarioFailure
+
+        try:
+            with guard if guard is not None else contextlib.nullcontext():
+                yield
+        except ScenarioFailure as e:
+            self.stash[_TRANSCRIPT_KEY] = e.transcript
+            self.stash[TIMELINE_KEY] = e.timeline
+            if guard is not None and guard.blocked:
+                raise ScenarioFailure(
+                    f"{e.reason}\n{network_report(guard.blocked)}",
+                    location=e.location,
+                    transcript=e.transcript,
+                    timeline=e.timeline,
+                ) from None
+            raise
+
     def run_simulated(self, request: pytest.FixtureRequest) -> None:
         """A scenario without turns: simulated user and judge, from its cassette."""
         __tracebackhide__ = True
@@ -295,20 +302,8 @@ class ScenarioItem(pytest.Function):
         # not leave the machine
         offline = not settings.allow_network and not settings.record
         guard = block_network() if offline else None
-        try:
-            with guard if guard is not None else contextlib.nullcontext():
-                run, verdict = asyncio.run(run_simulation(s, target, sim_settings))
-        except ScenarioFailure as e:
-            self.stash[_TRANSCRIPT_KEY] = e.transcript
-            self.stash[TIMELINE_KEY] = e.timeline
-            if guard is not None and guard.blocked:
-                raise ScenarioFailure(
-                    f"{e.reason}\n{network_report(guard.blocked)}",
-                    location=e.location,
-                    transcript=e.transcript,
-                    timeline=e.timeline,
-                ) from None
-            raise
+        with self._guarded(guard):
+            run, verdict = asyncio.run(run_simulation(s, target, sim_settings))
         if verdict is not None:
             self.user_properties.append(("judge_verdict", "pass" if verdict.passed else "fail"))
             self.user_properties.append(("judge_reason", verdict.reason))
