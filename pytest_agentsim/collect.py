@@ -209,13 +209,11 @@ class ScenarioItem(pytest.Function):
         if not judging:
             yield
             return
-        from .cassette import cassette_path
         from .judge import CURRENT_JUDGE, open_intent_judge
 
         s = self.scenario
         settings = self.config.stash[SETTINGS_KEY]
-        path = cassette_path(s.path, s.name)
-        rerecord = f'pytest --agentsim --agentsim-record "{self.nodeid}"'
+        path, rerecord = self._cassette()
         if not settings.record and not path.is_file():
             pytest.skip(
                 f"scenario uses `judge` matchers but has no cassette ({self._shown(path)}): "
@@ -236,6 +234,13 @@ class ScenarioItem(pytest.Function):
             CURRENT_JUDGE.reset(token)
             if settings.record:
                 judge.cassette.save()
+
+    def _cassette(self) -> tuple[Path, str]:
+        """This scenario's cassette and the command that (re)records it."""
+        from .cassette import cassette_path
+
+        path = cassette_path(self.scenario.path, self.scenario.name)
+        return path, f'pytest --agentsim --agentsim-record "{self.nodeid}"'
 
     def _shown(self, path: Path) -> Path:
         try:
@@ -267,7 +272,6 @@ class ScenarioItem(pytest.Function):
     def run_simulated(self, request: pytest.FixtureRequest) -> None:
         """A scenario without turns: simulated user and judge, from its cassette."""
         __tracebackhide__ = True
-        from .cassette import cassette_path
         from .runner import ScenarioFailure
         from .simulate import SimulationSettings, run_simulation
         from .timeline import render_transcript
@@ -275,8 +279,7 @@ class ScenarioItem(pytest.Function):
 
         s = self.scenario
         settings = self.config.stash[SETTINGS_KEY]
-        path = cassette_path(s.path, s.name)
-        rerecord = f'pytest --agentsim --agentsim-record "{self.nodeid}"'
+        path, rerecord = self._cassette()
         if not settings.record and not path.is_file():
             pytest.skip(
                 f"simulated scenario (no agentsim.turns) without a cassette "
