@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import json
 import os
 import signal
 import sys
 import threading
 import time
+import traceback
 from typing import Any
 
 DISPATCH_ENV = "AGENTSIM_DISPATCH"
@@ -28,6 +30,9 @@ LOG_ENV = "AGENTSIM_CHILD_LOG"
 REAL_TIMING_ENV = "AGENTSIM_REAL_TIMING"
 ALLOW_NETWORK_ENV = "AGENTSIM_ALLOW_NETWORK"
 BLOCKED_MARK = "agentsim-blocked-network: "  # one line per blocked host, read by the parent
+CLOSED_MARK = "agentsim-session-closed: "  # the close reason, which the protocol does not carry
+FINALIZED_MARK = "agentsim-simulation-end: "  # on_simulation_end's verdict after a close
+MARKS = (BLOCKED_MARK, CLOSED_MARK, FINALIZED_MARK)  # lines for the parent, not the user
 
 
 def install_dispatch(payload: str) -> None:
@@ -57,6 +62,84 @@ def install_dispatch(payload: str) -> None:
     AgentServer.simulate_job = simulate_job  # type: ignore[method-assign]
 
 
+def _report(mark: str, detail: dict[str, Any]) -> None:
+    print(mark + json.dumps(detail), file=sys.stderr, flush=True)
+
+
+async def _finalize_closed() -> None:
+    """``on_simulation_end`` for a session that closed before the scenario ended.
+
+    ``finalize_simulation`` needs the session host, which closes with the session; the
+    same steps then run here (as in-process mode runs them), and the verdict goes to the
+    log for the parent.
+    """
+    detail: dict[str, Any] = {"ran": False, "success": True, "reason": "", "error": None}
+    try:
+        from livekit.agents.job import get_job_context
+        from livekit.agents.simulation import SimulationVerdict
+        from livekit.protocol import agent_simulation as sim_pb
+
+        jc = get_job_context(required=False)
+        sim_ctx = jc.simulation_context() if jc is not None else None
+        fnc = getattr(jc, "_simulation_end_fnc", None)
+        if sim_ctx is not None and getattr(sim_ctx, "_simulator_verdict", None) is not None:
+            return  # finalize_simulation already ran (the close is the parent's teardown)
+        if sim_ctx is not None and fnc is not None:
+            kwargs: dict[str, Any] = {
+                "simulator_verdict": SimulationVerdict(
+                    success=True, reason="every scripted turn passed (pytest-agentsim)"
+                ),
+                "run": sim_pb.SimulationRun(id=sim_ctx._dispatch.simulation_run_id),
+            }
+            if "job" in inspect.signature(sim_ctx._begin_finalize).parameters:
+                kwargs["job"] = None  # livekit 1.6 also takes the run job
+            sim_ctx._begin_finalize(**kwargs)
+            detail["ran"] = True
+            result = fnc(sim_ctx)
+            if inspect.isawaitable(result):
+                await result
+            verdict = sim_ctx.user_verdict
+            if verdict is not None:
+                detail["success"], detail["reason"] = verdict.success, verdict.reason
+    except Exception as e:
+        detail["error"] = f"{type(e).__name__}: {e}"
+        traceback.print_exc()
+    _report(FINALIZED_MARK, detail)
+
+
+def report_close() -> None:
+    """Print the session's close reason (and error) to the log the parent reads, then
+    run ``on_simulation_end`` there (see :func:`_finalize_closed`).
+
+    The session protocol ends with the connection and carries no reason; the close
+    event fires before livekit closes its session host, so the line is in the log by
+    the time the parent sees the connection end.
+    """
+    import asyncio
+
+    from livekit.agents import AgentSession
+
+    original = AgentSession.start
+    pending: set[asyncio.Task[None]] = set()
+
+    async def start(self: Any, *args: Any, **kwargs: Any) -> Any:
+        def on_close(ev: Any) -> None:
+            reason = getattr(ev.reason, "value", ev.reason)
+            error = getattr(ev, "error", None)
+            if error is not None:  # livekit's LLMError/TTSError wrap the cause
+                error = getattr(error, "error", None) or error
+                error = f"{type(error).__name__}: {error}"
+            _report(CLOSED_MARK, {"reason": str(reason), "error": error})
+            task = asyncio.ensure_future(_finalize_closed())
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+        self.on("close", on_close)
+        return await original(self, *args, **kwargs)
+
+    AgentSession.start = start  # type: ignore[method-assign]
+
+
 def _watch_parent(pid: int) -> None:
     while True:
         time.sleep(0.5)
@@ -72,6 +155,7 @@ def main(argv: list[str]) -> int:
     payload = os.environ.get(DISPATCH_ENV)
     if payload:
         install_dispatch(payload)
+    report_close()
     if not os.environ.get(REAL_TIMING_ENV):
         from .fakes.timing import no_backoff
 

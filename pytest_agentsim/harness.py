@@ -34,10 +34,13 @@ class AgentSimAssertionError(AssertionError):
     """An assertion about the conversation failed; carries the transcript."""
 
 
-def describe_error(err: BaseException | None) -> str:
-    """One line for an error, looking through livekit's LLMError/TTSError wrappers."""
+def describe_error(err: BaseException | str | None) -> str:
+    """One line for an error, looking through livekit's LLMError/TTSError wrappers
+    (a string is an error already described, e.g. by an agent in another process)."""
     if err is None:
         return "unknown error"
+    if isinstance(err, str):
+        return err
     inner = getattr(err, "error", None)
     if isinstance(inner, BaseException):
         err = inner
@@ -78,6 +81,7 @@ class AgentSim:
         timeout: float = 30.0,
         gateway: InferenceGateway | None = None,
         llm_model: str = "openai/gpt-4.1-mini",
+        gateway_serves_all: bool = False,
     ) -> None:
         self.fake_llm = llm if llm is not None else FakeLLM()
         self.fake_tts = tts if tts is not None else FakeTTS()
@@ -86,6 +90,9 @@ class AgentSim:
         # with a gateway, the session uses the real inference.LLM client, answered over
         # its real HTTP stack by the fake gateway from the same kind of script
         self.gateway = gateway
+        # process mode: the child's TTS and STT go to the gateway too, so their scripts
+        # (and faults) are the gateway's; in-process, only the LLM is the real client
+        self.gateway_serves_all = gateway is not None and gateway_serves_all
         self.llm_model = llm_model
         self.timeline: list[TimelineEntry] = []
         self.results: list[RunResult[Any]] = []
@@ -102,7 +109,11 @@ class AgentSim:
         for fake in (self.fake_llm, self.fake_tts, self.fake_stt):
             fake.add_observer(self._on_fake_event)
         if gateway is not None:
-            for resource, script in (("llm", gateway.llm), ("tts", gateway.tts)):
+            for resource, script in (
+                ("llm", gateway.llm),
+                ("tts", gateway.tts),
+                ("stt", gateway.stt),
+            ):
                 script.fault_observers.append(self._gateway_fault_observer(resource))
 
     def _gateway_fault_observer(self, resource: str) -> Callable[[int, Fault], None]:
@@ -123,7 +134,15 @@ class AgentSim:
 
     @property
     def tts_script(self) -> CallScript[Any]:
+        if self.gateway is not None and self.gateway_serves_all:
+            return self.gateway.tts
         return self.fake_tts.script
+
+    @property
+    def stt_script(self) -> CallScript[Any]:
+        if self.gateway is not None and self.gateway_serves_all:
+            return self.gateway.stt
+        return self.fake_stt.script
 
     def unscripted_calls(self) -> list[str]:
         """Model calls that found nothing scripted (they fail the turn)."""

@@ -41,6 +41,9 @@ Rules (each one is a decision a snapshot reader relies on):
 Images and audio frames in message content are dropped (``to_dict`` drops them by default; a
 video frame has no stable serialized form).
 
+A history read over the session protocol (process mode) goes through
+:func:`history_from_proto`, which rebuilds this shape from the ``ChatItem`` protos first.
+
 This module never imports pytest; livekit is imported only for type checking, because the
 engine may normalize histories (e.g. from the session protocol) without the full framework.
 """
@@ -56,7 +59,13 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 if TYPE_CHECKING:
     from livekit.agents.llm import ChatContext
 
-__all__ = ["History", "chat_context_items", "normalize_history", "normalize_items"]
+__all__ = [
+    "History",
+    "chat_context_items",
+    "history_from_proto",
+    "normalize_history",
+    "normalize_items",
+]
 
 History: TypeAlias = list[dict[str, Any]]
 """A normalized chat history: a plain ``list`` of plain ``dict`` items.
@@ -141,6 +150,126 @@ def normalize_items(items: Iterable[Mapping[str, Any]]) -> History:
     call_ids = _Ordinals("call")
     group_ids = _Ordinals("group")
     return [_normalize_item(item, item_ids, call_ids, group_ids) for item in items]
+
+
+def history_from_proto(items: Iterable[Any]) -> History:
+    """Normalize ``ChatContext.ChatItem`` protos as :func:`normalize_history` does a context.
+
+    ``items`` is what the session protocol carries (``GetChatHistoryResponse.items``): the
+    child's ``encode_chat_item(item)`` (1.7+) or ``_chat_item_to_proto(item)`` (1.6). Each
+    proto is turned back into its ``to_dict()`` shape and normalized, so a history read over
+    the protocol equals the in-process one and snapshots survive a switch between modes.
+
+    Proto3 defaults become absent fields where ``to_dict`` omits ``None``: ``old_agent_id``,
+    ``instructions`` and ``transcript_confidence`` by field presence (so ``""`` and ``0.0``
+    stay), empty ``tools_added``/``tools_removed`` because LiveKit records no change as
+    ``None``. Timestamps and metrics are ignored (normalization drops them anyway).
+    ``reply_required`` is not on the wire: a 1.7+ output with no text and no error gets
+    ``False``, as LiveKit records it for a tool returning ``None``, a bare handoff or
+    ``StopResponse``. 1.6 sends outputs without ``id`` and ``name``: the id gets a fresh
+    placeholder (ids are unique, so the ordinals still line up) and the name is the call's.
+
+    Lost, so the normalized item differs from the in-process one:
+
+    * ``group_id`` of a function call (the proto has no field; LiveKit's core never sets it).
+    * ``reply_required``: a tool returning ``""`` shows ``False``; a silent or interrupted
+      tool with output text, or ``ToolResult(reply_required=False)``, shows nothing.
+    * Non-string ``extra`` values arrive as ``str(value)``.
+    * Message content other than text (``CacheBreakpoint``; images and audio are dropped
+      in-process too).
+    * An ``AgentConfigUpdate`` with an explicit empty tool list shows no list.
+    * 1.6 only: messages carry no ``transcript_confidence`` or ``extra``, function calls no
+      ``extra``; text parts arrive joined into one with ``"\\n"``, and ``[""]`` as ``[]``;
+      instructions with a text variant arrive as the one string the session used.
+
+    A ChatItem with no known variant (an item type this protobuf release does not know)
+    becomes ``{"type": "unknown", "id": ...}`` rather than vanishing, so later ids still match.
+    """
+    protos = list(items)
+    # 1.6 omits an output's name; LiveKit always copies it from the call with the same call_id
+    call_names: dict[str, str] = {}
+    for proto in protos:
+        if proto.WhichOneof("item") == "function_call":
+            call_names.setdefault(proto.function_call.call_id, proto.function_call.name)
+    return normalize_items(
+        _proto_item_dict(proto, position, call_names) for position, proto in enumerate(protos)
+    )
+
+
+def _proto_item_dict(proto: Any, position: int, call_names: Mapping[str, str]) -> dict[str, Any]:
+    """One ChatItem proto in ``ChatItem.model_dump(mode="json", exclude_none=True)`` shape."""
+    # to_dict never has an empty id: an empty one on the wire is one the encoder left out
+    fresh_id = f"\x00unsent-{position}"  # no LiveKit id looks like this, so no collision
+    which = proto.WhichOneof("item")
+    if which == "message":
+        msg = proto.message
+        out: dict[str, Any] = {
+            "type": "message",
+            "id": msg.id or fresh_id,
+            "role": _role_name(msg),
+            # a part with no known payload would be an image or audio: to_dict drops those
+            "content": [part.text for part in msg.content if part.WhichOneof("payload") == "text"],
+            "interrupted": msg.interrupted,
+            "extra": dict(msg.extra),
+        }
+        if msg.HasField("transcript_confidence"):
+            out["transcript_confidence"] = msg.transcript_confidence
+        return out
+    if which == "function_call":
+        call = proto.function_call
+        return {
+            "type": "function_call",
+            "id": call.id or fresh_id,
+            "call_id": call.call_id,
+            "arguments": call.arguments,
+            "name": call.name,
+            "extra": dict(call.extra),
+        }
+    if which == "function_call_output":
+        output = proto.function_call_output
+        out = {
+            "type": "function_call_output",
+            "id": output.id or fresh_id,
+            "name": output.name,
+            "call_id": output.call_id,
+            "output": output.output,
+            "is_error": output.is_error,
+        }
+        if output.id:
+            # 1.7+ has reply_required but does not send it; an empty, successful output is
+            # what LiveKit records with False (None result, bare handoff, StopResponse)
+            out["reply_required"] = output.is_error or output.output != ""
+        else:
+            # 1.6's encoder: no id, no name, and no reply_required in that release either
+            out["name"] = output.name or call_names.get(output.call_id, "")
+        return out
+    if which == "agent_handoff":
+        handoff = proto.agent_handoff
+        out = {"type": "agent_handoff", "id": handoff.id or fresh_id}
+        if handoff.HasField("old_agent_id"):
+            out["old_agent_id"] = handoff.old_agent_id
+        out["new_agent_id"] = handoff.new_agent_id
+        return out
+    if which == "agent_config_update":
+        update = proto.agent_config_update
+        out = {"type": "agent_config_update", "id": update.id or fresh_id}
+        if update.HasField("instructions"):
+            out["instructions"] = update.instructions
+        # LiveKit stores "no change" as None, never []; a repeated field cannot tell them apart
+        if update.tools_added:
+            out["tools_added"] = list(update.tools_added)
+        if update.tools_removed:
+            out["tools_removed"] = list(update.tools_removed)
+        return out
+    return {"type": "unknown", "id": fresh_id}
+
+
+def _role_name(message: Any) -> Any:
+    """``ASSISTANT`` -> ``"assistant"``, by the proto's own enum names (no number table)."""
+    enum = message.DESCRIPTOR.fields_by_name["role"].enum_type
+    value = enum.values_by_number.get(int(message.role))
+    # a role this protobuf release does not name stays visible as its number
+    return value.name.lower() if value is not None else int(message.role)
 
 
 def _normalize_item(

@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import os
 import re
 import signal
@@ -49,14 +50,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from livekit.agents.voice.remote_session import RemoteSession, TcpSessionTransport
 
 from . import _process_shim as shim
 from .errors import ScenarioError
+from .fakes.audio import PlayedSegment, Spoken
 from .runner import ObservedEvent, ScenarioFailure, ScenarioRun, _parse_args, _Run
 
 if TYPE_CHECKING:
@@ -79,6 +81,12 @@ KILL_GRACE = 2.0
 """Seconds between SIGTERM and SIGKILL at teardown."""
 
 LOG_TAIL_LINES = 40
+
+SETTLE_QUIET = 0.15
+"""Seconds without session traffic after which the agent counts as done with a turn."""
+
+CLOSE_WAIT = 5.0
+"""Seconds a turn waits for speech or a close it still expects (bounded by the timeout)."""
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -104,8 +112,13 @@ class AgentProcess:
         cwd: Path | None = None,
         real_timing: bool = False,
         allow_network: bool = False,
+        mode: str = "text",
+        speaker: RemoteSpeaker | None = None,
     ) -> None:
         self.agent_file = agent_file
+        self.mode = mode
+        self.speaker = speaker
+        self.transport: _AcceptedTransport | None = None
         self.dispatch = dispatch
         self.extra_env = dict(env)
         self.cwd = cwd or agent_file.parent
@@ -191,13 +204,19 @@ class AgentProcess:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(accepted), 0.05)
         reader, writer = accepted.result()
-        self.remote = RemoteSession(_AcceptedTransport(reader, writer))
+        self.transport = _AcceptedTransport(reader, writer)
+        self.transport.speaker = self.speaker
+        self.remote = RemoteSession(self.transport)
         try:
             await self.remote.start()
             await self.remote.wait_for_ready(timeout=max(5.0, connect_timeout / 2))
-            # console mode attaches TCP audio I/O: text mode turns it off, as the simulator
-            # does (else the replies of an agent without TTS never come back)
-            await self.remote.update_io(input_audio_enabled=False, output_audio_enabled=False)
+            # console mode attaches TCP audio I/O. User turns arrive as text (run_input),
+            # so audio input is off; text mode turns audio output off too, as the
+            # simulator does (else the replies of an agent without TTS never come back),
+            # while audio mode keeps it and answers the playback protocol
+            await self.remote.update_io(
+                input_audio_enabled=False, output_audio_enabled=self.mode == "audio"
+            )
         except (Exception, asyncio.TimeoutError) as e:
             code = self.exit_code
             raise ChildFailed(
@@ -253,7 +272,7 @@ class AgentProcess:
         text = [
             ln
             for ln in self.log_text().splitlines()
-            if ln.strip() and not ln.startswith(shim.BLOCKED_MARK)
+            if ln.strip() and not ln.startswith(shim.MARKS)
         ]
         return "\n".join(text[-lines:])
 
@@ -265,6 +284,34 @@ class AgentProcess:
             if ln.startswith(shim.BLOCKED_MARK)
         ]
 
+    def _marked(self, mark: str) -> dict[str, Any] | None:
+        """The last JSON record the shim logged after ``mark``."""
+        for ln in reversed(self.log_text().splitlines()):
+            if ln.startswith(mark):
+                with contextlib.suppress(ValueError):
+                    detail = json.loads(ln[len(mark) :])
+                    if isinstance(detail, dict):
+                        return detail
+        return None
+
+    def close_reason(self) -> tuple[str | None, str | None]:
+        """``(reason, error)`` of the child session's close, as the shim logged it."""
+        detail = self._marked(shim.CLOSED_MARK)
+        if detail is None:
+            return None, None
+        error = detail.get("error")
+        return str(detail.get("reason")), None if error is None else str(error)
+
+    async def simulation_end_after_close(self, timeout: float) -> dict[str, Any] | None:
+        """The verdict of ``on_simulation_end`` the shim ran after the session closed."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (detail := self._marked(shim.FINALIZED_MARK)) is None:
+            if loop.time() >= deadline or self.exit_code is not None:
+                return None
+            await asyncio.sleep(0.02)
+        return detail
+
     def _job_crashed(self) -> bool:
         # the console job runs in a thread: an entrypoint that raises before
         # session.start() is logged, but the process stays up and never connects
@@ -275,7 +322,10 @@ class _AcceptedTransport(TcpSessionTransport):
     """livekit's TCP framing over a connection the plugin accepted (the child dialed in).
 
     ``TcpSessionTransport`` only knows how to dial; its reader/writer/loop attributes are
-    set here as its own ``start()`` would set them.
+    set here as its own ``start()`` would set them. The console's audio messages, which
+    ``RemoteSession`` ignores, go to ``speaker`` (a flushed segment is answered with
+    ``audio_playback_finished`` at once: instant playout, as in-process); ``on_eof`` runs
+    when the child's side ends (its session closed, or it died).
     """
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -283,9 +333,138 @@ class _AcceptedTransport(TcpSessionTransport):
         self._reader = reader
         self._writer = writer
         self._loop = asyncio.get_running_loop()
+        self.speaker: RemoteSpeaker | None = None
+        self.on_eof: Callable[[], None] | None = None
+        self.last_activity = time.monotonic()
 
     async def start(self) -> None:
         return None
+
+    async def __anext__(self) -> Any:
+        while True:
+            try:
+                msg = await super().__anext__()
+            except StopAsyncIteration:
+                if self.on_eof is not None:
+                    self.on_eof()
+                raise
+            self.last_activity = time.monotonic()
+            which = msg.WhichOneof("message")
+            speaker = self.speaker
+            if which == "audio_output":
+                if speaker is not None:
+                    speaker.audio_frame(msg.audio_output)
+            elif which == "audio_playback_flush":
+                if speaker is not None:
+                    speaker.flush()
+                # every flush is answered, even one of an empty or cleared segment: the
+                # console may wait on it, and an early answer is harmless (it is reset
+                # by the next flush that carries audio)
+                await self._playback_finished()
+            elif which == "audio_playback_clear":
+                if speaker is not None:
+                    speaker.clear()
+            else:
+                return msg
+
+    async def _playback_finished(self) -> None:
+        from livekit.protocol.agent_pb import agent_session as agent_pb
+
+        finished = agent_pb.AgentSessionMessage.ConsoleIO.AudioPlaybackFinished()
+        with contextlib.suppress(RuntimeError, ConnectionError):
+            await self.send_message(agent_pb.AgentSessionMessage(audio_playback_finished=finished))
+
+
+class RemoteSpeaker:
+    """What reached the user of an agent in another process: process mode's ``spoken``.
+
+    * **Audio mode.** The console sends the agent's audio (``audio_output`` frames) and a
+      ``audio_playback_flush`` at the end of each speech; the speaker "plays" it at once
+      and the plugin answers ``audio_playback_finished``. livekit then adds the speech's
+      assistant message (its text as heard, ``interrupted`` if an
+      ``audio_playback_clear`` cut it), and that message names the segment. A segment no
+      message claims (``say(..., add_to_chat_ctx=False)``) gets the text the gateway
+      synthesized for it. A message with no audio was never heard (its TTS failed).
+    * **Text mode.** Audio is off; each assistant message added is what the user read.
+
+    ``spoken`` and ``on_spoken`` mirror :class:`~pytest_agentsim.fakes.Outputs`, so the
+    harness's checks read either.
+    """
+
+    def __init__(self, mode: str, *, synthesized: Callable[[], Sequence[str]] | None = None):
+        self.mode = mode
+        self.spoken: list[Spoken] = []
+        self.segments: list[PlayedSegment] = []
+        self._synthesized = synthesized or (lambda: ())
+        self._synth_start: dict[int, int] = {}  # segment index -> synthesized[] index
+        self._capturing: PlayedSegment | None = None
+        self._unclaimed: list[PlayedSegment] = []  # played, waiting for their message
+        self._listeners: list[Callable[[Spoken], None]] = []
+
+    def on_spoken(self, fn: Callable[[Spoken], None]) -> None:
+        self._listeners.append(fn)
+
+    # -- the console's audio ---------------------------------------------------------
+    def audio_frame(self, frame: Any) -> None:
+        seg = self._capturing
+        if seg is None:
+            seg = PlayedSegment(index=len(self.segments), source="tts", speech_id=None)
+            self._synth_start[seg.index] = max(0, len(self._synthesized()) - 1)
+            self.segments.append(seg)
+            self._capturing = seg
+        if frame.sample_rate:
+            seg.frames += 1
+            seg.duration += frame.samples_per_channel / frame.sample_rate
+
+    def flush(self) -> None:
+        """The end of a speech's audio: played out, at once."""
+        seg, self._capturing = self._capturing, None
+        if seg is not None:
+            self._finish(seg, interrupted=False)
+
+    def clear(self) -> None:
+        # instant playout has played everything it was given (as the in-process sink)
+        seg, self._capturing = self._capturing, None
+        if seg is not None:
+            self._finish(seg, interrupted=True)
+
+    def _finish(self, seg: PlayedSegment, *, interrupted: bool) -> None:
+        seg.played = seg.duration
+        seg.interrupted = interrupted
+        seg.finished = True
+        synth = self._synthesized()
+        start = self._synth_start.get(seg.index, len(synth))
+        seg.full_text = " ".join(t for t in synth[start:] if t) or None
+        self._unclaimed.append(seg)
+
+    # -- the session's messages ------------------------------------------------------
+    def message(self, text: str, *, interrupted: bool) -> None:
+        """An assistant message was added to the agent's chat history."""
+        if self.mode != "audio":
+            self._add(Spoken(text, "text", interrupted, len(self.spoken)))
+            return
+        if not self._unclaimed:
+            return  # no audio was played for it: the user never heard it
+        *orphans, seg = self._unclaimed
+        self._unclaimed.clear()
+        for orphan in orphans:
+            self._emit_orphan(orphan)
+        seg.full_text = text
+        self._add(Spoken(text, seg.source, interrupted or seg.interrupted, len(self.spoken)))
+
+    def settle(self) -> None:
+        """Audio no message claimed (the turn is over, or the session closed)."""
+        unclaimed, self._unclaimed = self._unclaimed, []
+        for seg in unclaimed:
+            self._emit_orphan(seg)
+
+    def _emit_orphan(self, seg: PlayedSegment) -> None:
+        self._add(Spoken(seg.full_text or "", seg.source, seg.interrupted, len(self.spoken)))
+
+    def _add(self, item: Spoken) -> None:
+        self.spoken.append(item)
+        for fn in list(self._listeners):
+            fn(item)
 
 
 # --------------------------------------------------------------------------- target
@@ -337,12 +516,17 @@ def locate_agent_file(
 
 # --------------------------------------------------------------------------- scenarios
 def unsupported(scenario: Scenario, mode: str) -> ScenarioError | None:
-    """Why ``scenario`` cannot run in process mode (None: it can)."""
+    """Why ``scenario`` cannot run in process mode (None: it can).
 
-    def err(what: str, line: int | None) -> ScenarioError:
+    The session protocol carries user text (``run_input``), the chat history and events,
+    and the console's audio; it cannot make the agent ``say`` something, start a reply,
+    or mock a tool inside the other process.
+    """
+
+    def err(what: str, line: int | None, why: str = "") -> ScenarioError:
         return ScenarioError(
-            f"process mode cannot check {what}: the agent runs in another process, driven "
-            "only through LiveKit's session protocol",
+            f"process mode cannot {what}: the agent runs in another process, driven only "
+            f"through LiveKit's session protocol{why}",
             path=scenario.path,
             line=line,
             fix="run this scenario in-process (without `process: true` and "
@@ -350,24 +534,23 @@ def unsupported(scenario: Scenario, mode: str) -> ScenarioError | None:
         )
 
     cfg = scenario.config
-    if mode != "text":
-        return err("audio mode", cfg.line)
     if cfg.snapshot:
-        return err("`snapshot:` (the chat history stays in the child)", cfg.line)
-    for sf in cfg.faults:
-        if sf.resource != "llm":
-            return err(f"{sf.resource} faults (text mode has no STT/TTS)", sf.line)
+        return err("snapshot the chat history", cfg.line, " (not yet)")
+    if mode != "audio":
+        for sf in cfg.faults:
+            if sf.resource != "llm":
+                return err(
+                    f"inject {sf.resource} faults in text mode",
+                    sf.line,
+                    " (text mode has no STT/TTS: use `mode: audio`)",
+                )
     for turn in cfg.turns or ():
         if turn.user is None:
-            return err("`say:`/`generate_reply:` turns", turn.line)
+            return err("play `say:`/`generate_reply:` turns", turn.line, " (it carries user text)")
         if turn.tools:
-            return err("`tools:` mocks", turn.line)
-        if turn.spoken is not None:
-            return err("`spoken:`", turn.line)
-        if turn.closed is not None:
-            return err("`closed:`", turn.line)
-        if turn.tts:
-            return err("`tts:` steps", turn.line)
+            return err("mock tools (`tools:`)", turn.line)
+        if turn.tts and mode != "audio":
+            return err("script `tts:` steps in text mode", turn.line, " (use `mode: audio`)")
     return None
 
 
@@ -444,28 +627,94 @@ class ProcessScenarioRun(ScenarioRun):
 
 
 class _ProcessPlay:
-    def __init__(self, run: _Run, child: AgentProcess, remote: RemoteSession, timeout: float):
+    def __init__(
+        self,
+        run: _Run,
+        child: AgentProcess,
+        remote: RemoteSession,
+        timeout: float,
+        *,
+        settle: bool,
+    ):
         self.run = run
         self.child = child
         self.remote = remote
         self.timeout = timeout
+        # wait for the agent to go quiet after each turn: only scenarios that check what
+        # was heard or that the session closed need it (it costs SETTLE_QUIET per turn)
+        self.settle_turns = settle
         self.stats = ProcessStats(startup_seconds=child.startup_seconds)
+        self.turn_events: list[ObservedEvent] = []  # this turn's, from session events
+        self.finishing = False
         remote.on("error", self._on_error)
+        remote.on("conversation_item_added", self._on_item)
+        remote.on("function_tools_executed", self._on_tools)
+        transport = child.transport
+        if transport is not None:
+            transport.on_eof = self._on_eof
 
+    # -- session events ------------------------------------------------------------------
     def _on_error(self, ev: Any) -> None:
         self.run.sim._note("error", f"agent session error: {_error_text(ev.error.message)}")
+
+    def _on_item(self, ev: Any) -> None:
+        item = ev.conversation_item_added.item
+        which = item.WhichOneof("item")
+        if which == "message" and _role_name(item.message) == "assistant":
+            msg = item.message
+            text = "\n".join(c.text for c in msg.content if c.WhichOneof("payload") == "text")
+            self.turn_events.append(ObservedEvent("message", role="assistant", text=text))
+            if self.child.speaker is not None:
+                self.child.speaker.message(text, interrupted=msg.interrupted)
+        elif which == "agent_handoff":
+            handoff = item.agent_handoff.new_agent_id
+            self.turn_events.append(ObservedEvent("agent_handoff", new_agent=handoff))
+
+    def _on_tools(self, ev: Any) -> None:
+        done = ev.function_tools_executed
+        for call, out in zip(done.function_calls, done.function_call_outputs, strict=False):
+            self.turn_events.append(
+                ObservedEvent(
+                    "function_call", name=call.name, arguments=_parse_args(call.arguments)
+                )
+            )
+            self.turn_events.append(
+                ObservedEvent(
+                    "function_call_output", text=out.output, is_error=out.is_error, name=out.name
+                )
+            )
+
+    def _on_eof(self) -> None:
+        """The child's end of the session protocol closed: its session closed (or it died)."""
+        sim = self.run.sim
+        if self.finishing or sim.closed:
+            return
+        if self.child.speaker is not None:
+            self.child.speaker.settle()
+        reason, error = self.child.close_reason()
+        if reason is None:
+            code = self.child.exit_code
+            reason = "unknown" if code is None else f"agent process exited (code {code})"
+        sim._on_close(_RemoteClose(reason, error))
 
     def child_gone(self) -> str | None:
         code = self.child.exit_code
         return None if code is None else f"the agent process exited (code {code})"
 
+    # -- turns -------------------------------------------------------------------------
     async def play_turn(self, turn: Turn) -> None:
         run, sim = self.run, self.run.sim
         assert turn.user is not None
         sim.set_line(turn.line)
+        if sim.closed:
+            raise run.fail(
+                f"turn {turn.index + 1} ({turn.describe()}) cannot run: the session already closed",
+                turn.line,
+            )
         run.queue_turn(turn)
         sim.turn += 1
         sim._note("user", turn.user)
+        self.turn_events = []
         faults_before = {id(e) for e in sim.timeline if e.kind == "fault"}
         started = time.monotonic()
         try:
@@ -478,19 +727,26 @@ class _ProcessPlay:
                 turn.line,
             ) from None
         except RuntimeError as e:
-            gone = self.child_gone()
-            if gone is not None or "transport closed" in str(e):
+            if "transport closed" in str(e) or self.child_gone() is not None:
+                observed = await self._closed_during_turn(turn)
+            elif "is closing" in str(e):  # livekit: "AgentSession is closing, cannot use ..."
+                await sim.wait_closed(timeout=CLOSE_WAIT)
                 raise run.fail(
-                    f"turn {turn.index + 1}: {gone or 'the agent closed its session connection'}"
-                    " during the turn",
+                    f"turn {turn.index + 1} ({turn.describe()}) cannot run: the session already "
+                    f"closed ({_strip_request(str(e))})",
                     turn.line,
                 ) from None
-            served = [e for e in sim.timeline if e.kind == "fault" and id(e) not in faults_before]
-            cause = f" (the gateway served {_served(served)})" if served else ""
-            sim._note("error", f"the turn failed: {_strip_request(str(e))}{cause}")
-            observed = await self._events_after(turn.user)
+            else:
+                served = [
+                    e for e in sim.timeline if e.kind == "fault" and id(e) not in faults_before
+                ]
+                cause = f" (the gateway served {_served(served)})" if served else ""
+                sim._note("error", f"the turn failed: {_strip_request(str(e))}{cause}")
+                observed = await self._events_after(turn.user)
         self.stats.turn_seconds.append(time.monotonic() - started)
         self._note_events(observed)
+        if self.settle_turns:
+            await self._settle(turn)
         unscripted = sim.unscripted_calls()[run.unscripted_seen :]
         run.unscripted_seen += len(unscripted)
         if unscripted:
@@ -501,6 +757,48 @@ class _ProcessPlay:
             )
         if turn.expect is not None:
             run.check_expect(turn, _align_handoffs(turn, observed))
+        if turn.spoken is not None:
+            run.check_spoken(turn, turn.spoken)
+        if turn.closed is not None:
+            run.check_closed(turn)
+
+    async def _closed_during_turn(self, turn: Turn) -> list[ObservedEvent]:
+        """The connection ended mid-turn: a session the agent closed is a result (the
+        turn's ``closed:`` judges it); a child that died is a failure."""
+        sim = self.run.sim
+        # the end of the stream and the process exit race; give the EOF a moment
+        await sim.wait_closed(timeout=SETTLE_QUIET)
+        close = sim.close_event
+        if close is None or str(close.reason).startswith("agent process exited"):
+            gone = self.child_gone() or "the agent closed its session connection"
+            raise self.run.fail(
+                f"turn {turn.index + 1}: {gone} during the turn", turn.line
+            ) from None
+        return list(self.turn_events)
+
+    async def _settle(self, turn: Turn) -> None:
+        """Wait until the agent is quiet: what it says after the turn's reply (an error
+        handler's fallback) or its session closing arrive as events, not in the reply.
+
+        Quiet means no protocol traffic for ``SETTLE_QUIET`` seconds; while the turn still
+        expects more speech, or a close, waiting goes on up to ``CLOSE_WAIT`` seconds.
+        """
+        sim = self.run.sim
+        transport = self.child.transport
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(self.timeout, CLOSE_WAIT)
+        want_spoken = len(turn.spoken) if turn.spoken else 0
+        want_close = turn.closed is not None and turn.closed.closed
+        while not sim.closed and transport is not None:
+            quiet = time.monotonic() - transport.last_activity >= SETTLE_QUIET
+            heard = sum(1 for e in sim.timeline if e.kind == "spoken" and e.turn == sim.turn)
+            if quiet and heard >= want_spoken and not want_close:
+                break
+            if loop.time() >= deadline:
+                break
+            await asyncio.sleep(0.02)
+        if self.child.speaker is not None:
+            self.child.speaker.settle()
 
     async def _events_after(self, user_text: str) -> list[ObservedEvent]:
         """A failed turn returns no items: read what it added from the chat history."""
@@ -509,7 +807,7 @@ class _ProcessPlay:
         except Exception:
             return []
         items = list(history.items)
-        start = 0
+        start = len(items)  # the turn's input never reached the history: it added nothing
         for i, item in enumerate(items):
             if (
                 item.WhichOneof("item") == "message"
@@ -525,8 +823,6 @@ class _ProcessPlay:
             if ev.type == "message":
                 note("agent", ev.text or "", role=ev.role, content=ev.text or "")
             elif ev.type == "function_call":
-                import json
-
                 args = json.dumps(ev.arguments, ensure_ascii=False)
                 note("tool_call", f"{ev.name}({args})", name=ev.name, arguments=args)
             elif ev.type == "function_call_output":
@@ -545,6 +841,10 @@ class _ProcessPlay:
         """``finalize_simulation``: the agent's ``on_simulation_end`` and its verdict."""
         run = self.run
         note = run.sim._note
+        if run.sim.closed:
+            await self._finalized_after_close()
+            return
+        self.finishing = True
         try:
             result = await self.remote.finalize_simulation(
                 provisional_success=True,
@@ -565,15 +865,54 @@ class _ProcessPlay:
                 mark=note("error", f"finalize_simulation: {text}"),
             ) from None
         if result.HasField("user_verdict") and not result.user_verdict.success:
-            reason = result.user_verdict.reason or "(no reason given)"
-            first = reason.splitlines()[0] if reason.strip() else reason
-            entry = note("note", f"ctx.fail({first!r}{' …' if first != reason else ''})")
-            raise run.fail(
-                f"on_simulation_end failed the simulation (SimulationContext.fail): {reason}",
-                run.scenario.line,
-                mark=entry,
-            )
+            self._vetoed(result.user_verdict.reason)
         note("note", "on_simulation_end: passed (no ctx.fail)")
+
+    async def _finalized_after_close(self) -> None:
+        """The session closed first, so its host is gone and ``finalize_simulation``
+        cannot reach it: the shim ran ``on_simulation_end`` in the child at the close."""
+        run = self.run
+        note = run.sim._note
+        detail = await self.child.simulation_end_after_close(self.timeout)
+        if detail is None:
+            raise run.fail(
+                "on_simulation_end did not report a verdict after the session closed "
+                f"(within {self.timeout:g}s, or the agent process exited)",
+                run.scenario.line,
+                mark=note("error", "on_simulation_end: no verdict"),
+            )
+        if detail.get("error"):
+            text = str(detail["error"])
+            raise run.fail(
+                f"on_simulation_end failed: {text}",
+                run.scenario.line,
+                mark=note("error", f"on_simulation_end (after the close): {text}"),
+            )
+        if not detail.get("ran"):
+            note("note", "on_simulation_end: none registered (the session had closed)")
+            return
+        if not detail.get("success", True):
+            self._vetoed(str(detail.get("reason") or ""))
+        note("note", "on_simulation_end (run at the close): passed (no ctx.fail)")
+
+    def _vetoed(self, reason: str) -> NoReturn:
+        run = self.run
+        reason = reason or "(no reason given)"
+        first = reason.splitlines()[0] if reason.strip() else reason
+        entry = run.sim._note("note", f"ctx.fail({first!r}{' …' if first != reason else ''})")
+        raise run.fail(
+            f"on_simulation_end failed the simulation (SimulationContext.fail): {reason}",
+            run.scenario.line,
+            mark=entry,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class _RemoteClose:
+    """The child session's ``close``, as its log reported it (shaped like ``CloseEvent``)."""
+
+    reason: str
+    error: str | None = None
 
 
 def _error_text(text: str) -> str:
@@ -622,20 +961,28 @@ async def run_process_scenario(
     if problem is not None:
         raise problem
     async with InferenceGateway(set_env=False, http_context=False) as gateway:
-        sim = AgentSim(timeout=settings.timeout, gateway=gateway)
+        sim = AgentSim(timeout=settings.timeout, gateway=gateway, gateway_serves_all=True)
+        sim.mode = "audio" if settings.mode == "audio" else "text"
         run = _Run(scenario, sim)
+        speaker = RemoteSpeaker(sim.mode, synthesized=lambda: gateway.synthesized)
+        sim._outputs = speaker
+        speaker.on_spoken(sim._on_spoken)
         child = AgentProcess(
             agent_file,
-            dispatch=dispatch_json(scenario, mode="text"),
+            dispatch=dispatch_json(scenario, mode=sim.mode),
             env=gateway.child_env(),
             real_timing=settings.real_timing,
             allow_network=allow_network,
+            mode=sim.mode,
+            speaker=speaker,
         )
         play: _ProcessPlay | None = None
         try:
             try:
                 run.queue_scenario_faults()
-                sim._note("note", f"process mode: {agent_file.name} in a child process")
+                sim._note(
+                    "note", f"process mode ({sim.mode}): {agent_file.name} in a child process"
+                )
                 try:
                     remote = await child.start(max(settings.timeout, CONNECT_TIMEOUT))
                 except ChildFailed as e:
@@ -650,7 +997,10 @@ async def run_process_scenario(
                     f"agent process {child.proc.pid if child.proc else '?'} connected "
                     f"after {child.startup_seconds or 0:.2f}s",
                 )
-                play = _ProcessPlay(run, child, remote, settings.timeout)
+                checks_output = any(
+                    t.spoken is not None or t.closed is not None for t in scenario.config.turns
+                )
+                play = _ProcessPlay(run, child, remote, settings.timeout, settle=checks_output)
                 for turn in scenario.config.turns:
                     await play.play_turn(turn)
                 if not settings.allow_unused:

@@ -291,7 +291,7 @@ class _Run:
 
     def scripts(self) -> dict[str, CallScript[Any]]:
         sim = self.sim
-        return {"llm": sim.llm_script, "tts": sim.tts_script, "stt": sim.fake_stt.script}
+        return {"llm": sim.llm_script, "tts": sim.tts_script, "stt": sim.stt_script}
 
     async def play(self, agent: Agent, settings: RunSettings) -> None:
         self.queue_scenario_faults()

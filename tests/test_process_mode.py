@@ -272,7 +272,35 @@ def test_unsupported_keys_are_errors_naming_the_line(
     )
     result = run(pytester)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["scenarios.yaml:7: process mode cannot check `tools:` mocks*"])
+    result.stdout.fnmatch_lines(
+        [
+            "scenarios.yaml:7: process mode cannot mock tools (`tools:`): the agent runs in "
+            "another process*",
+            "*fix: run this scenario in-process*",
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("turn", "line", "what"),
+    [
+        ("- say: Hello", 7, "play `say:`/`generate_reply:` turns"),
+        ("- user: Hi\n        tts: [{fault: server_error}]", 7, "script `tts:` steps in text mode"),
+    ],
+)
+def test_steps_the_protocol_cannot_carry_are_errors(
+    pytester: pytest.Pytester, write: Write, turn: str, line: int, what: str
+) -> None:
+    write("agent.py", SERVER_PY)
+    write(
+        "scenarios.yaml",
+        "name: Desk\nagentsim: {agent: agent.py, process: true}\nscenarios:\n"
+        "  - label: Steps\n    agentsim:\n      turns:\n      " + turn + "\n",
+    )
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"scenarios.yaml:{line}: process mode cannot {what}*"])
+    assert "Traceback" not in result.stdout.str()
 
 
 def _agent_children(project_dir: Path) -> set[int]:
@@ -317,3 +345,217 @@ def test_child_ends_itself_when_pytest_dies(pytester: pytest.Pytester, write: Wr
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+# Speech and the session's close, observed over the protocol. The fallback is spoken with
+# add_to_chat_ctx=False, so in audio mode only the console's audio (and the text the
+# gateway synthesized for it) says it was heard; the naive handler apologizes on every
+# failed attempt and never ends the call.
+FALLBACK_SERVER_PY = """
+import asyncio
+
+from livekit.agents import Agent, AgentServer, AgentSession, JobContext, inference
+
+FALLBACK = "Sorry, we are unavailable right now. Please call back later."
+
+
+class Desk(Agent):
+    def __init__(self, naive: bool) -> None:
+        super().__init__(instructions="You are a front desk.")
+        self.naive = naive
+        self.fallback_started = False
+        self.tasks = set()
+
+    async def on_enter(self) -> None:
+        self.session.on("error", self.on_error)
+
+    def on_error(self, ev) -> None:
+        if self.naive:
+            self.session.say(FALLBACK)
+            return
+        if self.fallback_started or getattr(ev.error, "recoverable", False):
+            return
+        self.fallback_started = True
+        task = asyncio.ensure_future(self.fallback())
+        self.tasks.add(task)
+
+    async def fallback(self) -> None:
+        handle = self.session.say(FALLBACK, add_to_chat_ctx=False)
+        await handle.wait_for_playout()
+        self.session.shutdown(drain=True)
+
+
+def check(ctx) -> None:
+    if ctx.userdata().get("veto"):
+        ctx.fail(ctx.userdata()["veto"])
+
+
+server = AgentServer()
+
+
+@server.rtc_session(on_simulation_end=check)
+async def entrypoint(ctx: JobContext) -> None:
+    sim = ctx.simulation_context()
+    naive = bool(sim is not None and sim.userdata().get("naive"))
+    session = AgentSession(
+        llm=inference.LLM("openai/gpt-4.1-mini"), tts=inference.TTS("cartesia/sonic-3")
+    )
+    await session.start(agent=Desk(naive), room=ctx.room)
+"""
+
+SPEECH_SCENARIOS = """
+name: Front desk
+agentsim:
+  agent: agent.py
+  {process}
+scenarios:
+  - label: Fallback heard then the call ends
+    agentsim:
+      mode: audio
+      turns:
+        - user: When are you open?
+          llm: ["We are open 9 to 5."]
+          expect:
+            - message: {{contains: "9 to 5"}}
+          spoken: ["9 to 5"]
+          closed: false
+        - user: Can I book a visit?
+          llm:
+            - {{fault: quota_exceeded, times: always}}
+          spoken:
+            - {{contains: "call back later", source: tts}}
+          closed: {{reason: user_initiated}}
+
+  - label: Naive handler repeats itself and never hangs up
+    userdata: {{naive: true}}
+    agentsim:
+      mode: audio
+      turns:
+        - user: Can I book a visit?
+          llm:
+            - {{fault: quota_exceeded, times: always}}
+          spoken: ["call back later"]
+          closed: {{reason: user_initiated}}
+
+  - label: A failed synthesis is retried and heard
+    agentsim:
+      mode: audio
+      turns:
+        - user: Hello?
+          llm: ["Hello, front desk."]
+          tts:
+            - {{fault: server_error}}
+          spoken: ["front desk"]
+          closed: false
+
+  - label: Text mode reads the reply
+    agentsim:
+      turns:
+        - user: Hello?
+          llm: ["Hello, front desk."]
+          spoken: ["front desk"]
+          closed: false
+
+  - label: Silence expected but the agent answers
+    agentsim:
+      turns:
+        - user: Hello?
+          llm: ["Hello, front desk."]
+          spoken: []
+
+  - label: Vetoed after the agent hung up
+    userdata: {{veto: "no booking was made"}}
+    agentsim:
+      mode: audio
+      turns:
+        - user: Can I book a visit?
+          llm:
+            - {{fault: quota_exceeded, times: always}}
+          closed: true
+
+  - label: A turn after the call ended
+    agentsim:
+      mode: audio
+      allow_unused: true
+      turns:
+        - user: Can I book a visit?
+          llm:
+            - {{fault: quota_exceeded, times: always}}
+        - user: Hello?
+          llm: ["Hi."]
+"""
+
+SPEECH_VERDICTS = {
+    "Fallback heard then the call ends": "PASSED",
+    "Naive handler repeats itself and never hangs up": "FAILED",
+    "A failed synthesis is retried and heard": "PASSED",
+    "Text mode reads the reply": "PASSED",
+    "Silence expected but the agent answers": "FAILED",
+    "Vetoed after the agent hung up": "FAILED",
+    "A turn after the call ended": "FAILED",
+}
+
+
+def speech_project(write: Write, *, process: bool = True) -> None:
+    write("agent.py", FALLBACK_SERVER_PY)
+    write("scenarios.yaml", SPEECH_SCENARIOS.format(process="process: true" if process else ""))
+
+
+def test_spoken_and_closed_are_observed_over_the_protocol(
+    pytester: pytest.Pytester, write: Write
+) -> None:
+    speech_project(write)
+    result = run(pytester)
+    assert outcomes(result) == SPEECH_VERDICTS
+    out = result.stdout.str()
+    # the naive handler: heard once per failed attempt, and the call never ends
+    result.stdout.fnmatch_lines(
+        [
+            "turn 1: the user heard more than `spoken` lists (it lists every item, in order):",
+            "    1. [tts] 'Sorry, we are unavailable right now. Please call back later.'",
+            "    2. [tts] 'Sorry, we are unavailable right now. Please call back later.'",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "turn 1: expected silence, but the user heard:",
+            "    1. [text] 'Hello, front desk.'",
+        ]
+    )
+    result.stdout.fnmatch_lines(["turn 2 (user: Hello?) cannot run: the session already closed*"])
+    # the close the agent made is in the transcript, with livekit's reason
+    assert "close | reason=user_initiated" in out
+    # finalize_simulation cannot reach a closed session: on_simulation_end still ran
+    result.stdout.fnmatch_lines(
+        [
+            "on_simulation_end failed the simulation (SimulationContext.fail): "
+            "no booking was made",
+        ]
+    )
+    assert _agent_children(pytester.path) == set()
+
+
+def test_spoken_before_close_is_required(pytester: pytest.Pytester, write: Write) -> None:
+    """An agent that hangs up before its fallback is played: the user heard nothing."""
+    agent = FALLBACK_SERVER_PY.replace("        await handle.wait_for_playout()\n", "").replace(
+        "shutdown(drain=True)", "shutdown(drain=False)"
+    )
+    write("agent.py", agent)
+    write("scenarios.yaml", SPEECH_SCENARIOS.format(process="process: true"))
+    result = run(pytester, "-k", "Fallback")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "turn 2: expected contains 'call back later' to be spoken (spoken item 1), "
+            "the user heard only:",
+            "    (nothing)",
+        ]
+    )
+
+
+def test_speech_parity_with_entrypoint_mode(pytester: pytest.Pytester, write: Write) -> None:
+    """The same speech scenarios, in-process (entrypoint mode, fake TTS) and in a child
+    process (the real inference.TTS against the loopback gateway): the same verdicts."""
+    speech_project(write, process=False)
+    assert outcomes(run(pytester)) == SPEECH_VERDICTS
+    assert outcomes(run(pytester, "--agentsim-process", "-n", "2")) == SPEECH_VERDICTS
