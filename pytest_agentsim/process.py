@@ -50,9 +50,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from livekit.agents.voice.remote_session import RemoteSession, TcpSessionTransport
 
@@ -81,6 +81,8 @@ KILL_GRACE = 2.0
 """Seconds between SIGTERM and SIGKILL at teardown."""
 
 LOG_TAIL_LINES = 40
+
+_R = TypeVar("_R")
 
 SETTLE_QUIET = 0.15
 """Seconds without session traffic after which the agent counts as done with a turn."""
@@ -534,8 +536,6 @@ def unsupported(scenario: Scenario, mode: str) -> ScenarioError | None:
         )
 
     cfg = scenario.config
-    if cfg.snapshot:
-        return err("snapshot the chat history", cfg.line, " (not yet)")
     if mode != "audio":
         for sf in cfg.faults:
             if sf.resource != "llm":
@@ -635,6 +635,7 @@ class _ProcessPlay:
         timeout: float,
         *,
         settle: bool,
+        keep_history: bool = False,
     ):
         self.run = run
         self.child = child
@@ -645,7 +646,13 @@ class _ProcessPlay:
         self.settle_turns = settle
         self.stats = ProcessStats(startup_seconds=child.startup_seconds)
         self.turn_events: list[ObservedEvent] = []  # this turn's, from session events
+        # snapshots: the chat history as last read, plus the items added since (what a
+        # session that closes takes with it is in those)
+        self.keep_history = keep_history
+        self.history_items: list[Any] = []
+        self.items_since: list[Any] = []
         self.finishing = False
+        self.user_inputs_seen = 0  # user messages the child's session took in (events)
         remote.on("error", self._on_error)
         remote.on("conversation_item_added", self._on_item)
         remote.on("function_tools_executed", self._on_tools)
@@ -659,8 +666,11 @@ class _ProcessPlay:
 
     def _on_item(self, ev: Any) -> None:
         item = ev.conversation_item_added.item
+        self.items_since.append(item)
         which = item.WhichOneof("item")
-        if which == "message" and _role_name(item.message) == "assistant":
+        if which == "message" and _role_name(item.message) == "user":
+            self.user_inputs_seen += 1
+        elif which == "message" and _role_name(item.message) == "assistant":
             msg = item.message
             text = "\n".join(c.text for c in msg.content if c.WhichOneof("payload") == "text")
             self.turn_events.append(ObservedEvent("message", role="assistant", text=text))
@@ -717,8 +727,9 @@ class _ProcessPlay:
         self.turn_events = []
         faults_before = {id(e) for e in sim.timeline if e.kind == "fault"}
         started = time.monotonic()
+        inputs_before = self.user_inputs_seen
         try:
-            result = await self.remote.run(turn.user, timeout=self.timeout)
+            result = await self._request(self.remote.run(turn.user, timeout=self.timeout))
             observed = observe_items(result.items)
         except asyncio.TimeoutError:
             raise run.fail(
@@ -728,7 +739,7 @@ class _ProcessPlay:
             ) from None
         except RuntimeError as e:
             if "transport closed" in str(e) or self.child_gone() is not None:
-                observed = await self._closed_during_turn(turn)
+                observed = await self._closed_during_turn(turn, inputs_before)
             elif "is closing" in str(e):  # livekit: "AgentSession is closing, cannot use ..."
                 await sim.wait_closed(timeout=CLOSE_WAIT)
                 raise run.fail(
@@ -747,6 +758,8 @@ class _ProcessPlay:
         self._note_events(observed)
         if self.settle_turns:
             await self._settle(turn)
+        if self.keep_history:
+            await self.read_history()
         unscripted = sim.unscripted_calls()[run.unscripted_seen :]
         run.unscripted_seen += len(unscripted)
         if unscripted:
@@ -762,7 +775,28 @@ class _ProcessPlay:
         if turn.closed is not None:
             run.check_closed(turn)
 
-    async def _closed_during_turn(self, turn: Turn) -> list[ObservedEvent]:
+    async def _request(self, request: Coroutine[Any, Any, _R]) -> _R:
+        """A ``RemoteSession`` request, ended by the session closing: livekit 1.6 leaves a
+        request the closing session never answers pending until its timeout."""
+        sim = self.run.sim
+        run = asyncio.ensure_future(request)
+        closed = asyncio.ensure_future(sim.wait_closed(timeout=self.timeout))
+        try:
+            await asyncio.wait({run, closed}, return_when=asyncio.FIRST_COMPLETED)
+            if not run.done():
+                # closed first: 1.7+ fails pending requests at once, 1.6 never answers
+                await asyncio.wait({run}, timeout=SETTLE_QUIET)
+            if not run.done():
+                raise RuntimeError("remote session transport closed (session closed)")
+            return run.result()
+        finally:
+            for task in (run, closed):
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+
+    async def _closed_during_turn(self, turn: Turn, inputs_before: int) -> list[ObservedEvent]:
         """The connection ended mid-turn: a session the agent closed is a result (the
         turn's ``closed:`` judges it); a child that died is a failure."""
         sim = self.run.sim
@@ -774,6 +808,13 @@ class _ProcessPlay:
             raise self.run.fail(
                 f"turn {turn.index + 1}: {gone} during the turn", turn.line
             ) from None
+        if self.user_inputs_seen == inputs_before:
+            # the session was already closing: the turn's input never reached it
+            raise self.run.fail(
+                f"turn {turn.index + 1} ({turn.describe()}) cannot run: the session already "
+                "closed (it was closing when the turn began)",
+                turn.line,
+            )
         return list(self.turn_events)
 
     async def _settle(self, turn: Turn) -> None:
@@ -800,10 +841,26 @@ class _ProcessPlay:
         if self.child.speaker is not None:
             self.child.speaker.settle()
 
+    async def read_history(self) -> None:
+        """Read the chat history (for the snapshot), while the session is open."""
+        if self.run.sim.closed:
+            return
+        try:
+            response = await self._request(self.remote.get_chat_history())
+        except (RuntimeError, asyncio.TimeoutError):
+            return  # it closed meanwhile: the items since the last read stand in
+        self.history_items = list(response.items)
+        self.items_since = []
+
+    def history(self) -> list[dict[str, Any]]:
+        from .history import history_from_proto
+
+        return history_from_proto([*self.history_items, *self.items_since])
+
     async def _events_after(self, user_text: str) -> list[ObservedEvent]:
         """A failed turn returns no items: read what it added from the chat history."""
         try:
-            history = await self.remote.get_chat_history()
+            history = await self._request(self.remote.get_chat_history())
         except Exception:
             return []
         items = list(history.items)
@@ -1000,12 +1057,20 @@ async def run_process_scenario(
                 checks_output = any(
                     t.spoken is not None or t.closed is not None for t in scenario.config.turns
                 )
-                play = _ProcessPlay(run, child, remote, settings.timeout, settle=checks_output)
+                play = _ProcessPlay(
+                    run,
+                    child,
+                    remote,
+                    settings.timeout,
+                    settle=checks_output,
+                    keep_history=settings.keep_history,
+                )
                 for turn in scenario.config.turns:
                     await play.play_turn(turn)
                 if not settings.allow_unused:
                     run.check_unused()
                 await play.finalize()
+                history = play.history() if settings.keep_history else None
             finally:
                 await child.aclose()
             blocked = child.blocked_network()
@@ -1017,6 +1082,7 @@ async def run_process_scenario(
         return ProcessScenarioRun(
             sim=sim,
             timeline=sim.timeline,
+            history=history,
             blocked=blocked,
             stats=play.stats if play is not None else ProcessStats(),
             log_tail=tail,

@@ -382,6 +382,24 @@ async def test_no_backoff_is_narrow_and_restores() -> None:
     assert timing_mod._saved == {}
 
 
+@pytest.mark.asyncio
+async def test_no_backoff_covers_the_openai_sdk_retry_wait() -> None:
+    """openai's own retries (inference.LLM keeps max_retries=2 on 1.6.0) wait with
+    ``anyio.sleep`` in ``openai._base_client``: instant inside the block, restored after."""
+    import anyio
+    from openai import _base_client
+
+    assert vars(_base_client)["anyio"] is anyio
+    with no_backoff() as nb:
+        proxy = vars(_base_client)["anyio"]
+        assert proxy is not anyio and proxy.Event is anyio.Event
+        t0 = time.perf_counter()
+        await proxy.sleep(30.0)
+        assert time.perf_counter() - t0 < 5.0
+    assert nb.waits == [30.0]
+    assert vars(_base_client)["anyio"] is anyio
+
+
 # -- FakeTTS and the recording audio output ---------------------------------------------
 
 

@@ -559,3 +559,32 @@ def test_speech_parity_with_entrypoint_mode(pytester: pytest.Pytester, write: Wr
     speech_project(write, process=False)
     assert outcomes(run(pytester)) == SPEECH_VERDICTS
     assert outcomes(run(pytester, "--agentsim-process", "-n", "2")) == SPEECH_VERDICTS
+
+
+def test_snapshot_written_in_process_matches_in_process_mode(
+    pytester: pytest.Pytester, write: Write
+) -> None:
+    """One snapshot for both modes: the history read over the session protocol
+    normalizes to what the in-process run stored; a changed reply is a diff."""
+    project(write, process=False)
+    (pytester.path / "pytest.ini").write_text(
+        "[pytest]\nasyncio_default_fixture_loop_scope = function\nagentsim_snapshot = true\n",
+        encoding="utf-8",
+    )
+    created = run(pytester, "-k", "Looks", "--snapshot-update")
+    created.assert_outcomes(passed=1)
+    stored = pytester.path / "__snapshots__" / "scenarios.agentsim"
+    before = stored.read_bytes()
+    assert b"sunny in Paris" in before
+
+    run(pytester, "-k", "Looks", "--agentsim-process").assert_outcomes(passed=1)
+    assert stored.read_bytes() == before
+
+    scenarios = pytester.path / "scenarios.yaml"
+    scenarios.write_text(
+        scenarios.read_text().replace("It is sunny in Paris today.", "It is sunny in Paris."),
+        encoding="utf-8",
+    )
+    changed = run(pytester, "-k", "Looks", "--agentsim-process")
+    changed.assert_outcomes(failed=1)
+    changed.stdout.fnmatch_lines(["*It is sunny in Paris today.*", "*It is sunny in Paris.*"])

@@ -12,6 +12,11 @@ with ``retry_interval = conn_options._interval_for_retry(i)`` (0.1 s for the fir
 returns at once (after one event-loop turn) and records the wait; every other attribute is
 the real ``asyncio``. Attempt counts, ``retryable`` checks and error events are unchanged,
 and asyncio itself is never patched.
+
+The openai SDK retries too where livekit leaves its ``max_retries`` on (``inference.LLM``
+on 1.6.0 keeps the default 2), waiting with ``anyio.sleep`` in ``openai._base_client``,
+its only ``anyio.sleep``: when openai is installed, that module's ``anyio`` name gets the
+same kind of proxy.
 """
 
 from __future__ import annotations
@@ -56,6 +61,41 @@ class _InstantSleepAsyncio(types.ModuleType):
 
 _PROXY = _InstantSleepAsyncio()
 
+SDK_BACKOFF_MODULE = "openai._base_client"
+"""The openai SDK's retry wait (``await anyio.sleep(timeout)``), patched when importable."""
+
+
+class _InstantSleepAnyio(types.ModuleType):
+    """Stands in for ``anyio`` inside ``openai._base_client``: ``sleep`` is instant."""
+
+    def __init__(self, real: types.ModuleType) -> None:
+        super().__init__("anyio")
+        self._real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    @staticmethod
+    async def sleep(delay: float) -> None:
+        for nb in _active:
+            nb.waits.append(float(delay))
+        await asyncio.sleep(0)
+
+
+def _patch_sdk() -> None:
+    try:
+        module = importlib.import_module(SDK_BACKOFF_MODULE)
+    except ImportError:
+        return  # no openai SDK: nothing of it to patch
+    real = getattr(module, "anyio", None)
+    if not isinstance(real, types.ModuleType) or real.__name__ != "anyio":
+        raise RuntimeError(
+            f"no_backoff: {SDK_BACKOFF_MODULE}.anyio is not the anyio module; "
+            "the openai SDK changed how it waits between retries"
+        )
+    _saved[SDK_BACKOFF_MODULE] = real
+    module.anyio = _InstantSleepAnyio(real)  # type: ignore[attr-defined]
+
 
 class NoBackoff:
     """Context manager returned by :func:`no_backoff`; ``waits`` lists the skipped sleeps."""
@@ -80,6 +120,7 @@ class NoBackoff:
                     )
                 _saved[name] = module.asyncio
                 module.asyncio = _PROXY  # type: ignore[attr-defined]
+            _patch_sdk()
         elif self.modules != _active[0].modules:
             raise RuntimeError("nested no_backoff() blocks must patch the same modules")
         _active.append(self)
@@ -89,7 +130,8 @@ class NoBackoff:
         _active.remove(self)
         if not _active:
             for name, original in _saved.items():
-                importlib.import_module(name).asyncio = original  # type: ignore[attr-defined]
+                attr = "anyio" if name == SDK_BACKOFF_MODULE else "asyncio"
+                setattr(importlib.import_module(name), attr, original)
             _saved.clear()
 
 
