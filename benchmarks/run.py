@@ -556,6 +556,69 @@ async def bench_retries(sizes: Sizes, tmp: Path) -> list[Row]:
     return rows
 
 
+# --------------------------------------------------------------------------- process mode
+PROCESS_SERVER = """\
+from livekit.agents import Agent, AgentServer, AgentSession, JobContext, inference
+
+server = AgentServer()
+
+
+@server.rtc_session()
+async def entrypoint(ctx: JobContext) -> None:
+    session = AgentSession(
+        llm=inference.LLM("openai/gpt-4.1-mini"), tts=inference.TTS("cartesia/sonic-3")
+    )
+    await session.start(agent=Agent(instructions="Be brief."), room=ctx.room)
+"""
+
+
+def process_yaml(n_turns: int, mode: str) -> str:
+    turns = "".join(
+        f"        - user: Question {i}?\n"
+        f'          llm: ["Answer number {i}."]\n'
+        f"          expect: [{{message: {{contains: 'number {i}'}}}}]\n"
+        for i in range(n_turns)
+    )
+    return (
+        "name: Process bench\nagentsim: {agent: server.py, process: true}\nscenarios:\n"
+        f"  - label: {mode}\n    agentsim:\n      mode: {mode}\n      turns:\n{turns}"
+    )
+
+
+async def bench_process(sizes: Sizes, tmp: Path) -> list[Row]:
+    """Process mode: the child's start-up (spawn to session ready) and the cost of a turn
+    (run_input request to its response), in text and in audio mode."""
+    from pytest_agentsim.process import ProcessScenarioRun, run_process_scenario
+
+    (tmp / "server.py").write_text(PROCESS_SERVER, encoding="utf-8")
+    n = 10
+    reps = 1 if sizes is QUICK else 3
+    rows = []
+    for mode in ("text", "audio"):
+        scenario = load_one(tmp, f"process-{mode}.scenarios.yaml", process_yaml(n, mode))
+        startups: list[float] = []
+        turns: list[float] = []
+        for _ in range(reps):
+            run = await run_process_scenario(
+                scenario, tmp / "server.py", RunSettings(mode=mode, keep_history=False)
+            )
+            assert isinstance(run, ProcessScenarioRun)
+            startups.append(run.stats.startup_seconds or 0.0)
+            turns.extend(run.stats.turn_seconds)
+        start, turn = statistics.median(startups), statistics.median(turns)
+        rows.append(
+            Row(
+                f"process_{mode}",
+                f"process mode, {mode}: child start-up; per turn (runs={reps}, turns={len(turns)})",
+                f"start-up {start:.2f} s; turn {ms(turn)} (max {ms(max(turns))})",
+                "(reference)",
+                "info",
+                {"startup_s": start, "turn_s": turn, "turn_max_s": max(turns)},
+            )
+        )
+    return rows
+
+
 # --------------------------------------------------------------------------- 5. memory
 def bench_memory(tmp: Path) -> list[Row]:
     many = tmp / "mem100"
@@ -684,6 +747,7 @@ def main(argv: list[str] | None = None) -> int:
         step("collection", lambda: bench_collection(sizes, tmp), rows)
         step("playout", lambda: asyncio.run(bench_playout(sizes)), rows)
         step("retries", lambda: asyncio.run(bench_retries(sizes, tmp)), rows)
+        step("process mode", lambda: asyncio.run(bench_process(sizes, tmp)), rows)
         step("memory", lambda: bench_memory(tmp), rows)
     total = time.perf_counter() - t_start
 

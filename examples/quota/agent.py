@@ -9,6 +9,9 @@ retryable, so the turn fails after the retries and the session emits an ``error`
   does close it, the close interrupts the speech), so the caller is left hanging.
 * ``ResilientAgent`` speaks the fallback, waits until it has played out, then shuts the
   session down (close reason ``user_initiated``), exactly once.
+* ``server`` deploys ``ResilientAgent`` as LiveKit's examples do (an ``AgentServer`` whose
+  entrypoint builds the session on LiveKit Inference): the scenario that runs it in its own
+  process (``process: true``) checks the deployed agent, not just the class.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from livekit.agents import Agent, AgentSession
+from livekit.agents import Agent, AgentServer, AgentSession, JobContext, cli, inference
 
 FALLBACK = "Sorry, our assistant is temporarily unavailable. Please call back later."
 
@@ -74,3 +77,19 @@ class NaiveAgent(Agent):
             session.say(FALLBACK)
 
         session.on("error", on_error)
+
+
+server = AgentServer()
+
+
+@server.rtc_session()
+async def entrypoint(ctx: JobContext) -> None:
+    session: AgentSession[None] = AgentSession(
+        llm=inference.LLM("openai/gpt-4.1-mini"),
+        tts=inference.TTS("cartesia/sonic-3"),
+    )
+    await session.start(agent=ResilientAgent(), room=ctx.room)
+
+
+if __name__ == "__main__":
+    cli.run_app(server)
