@@ -4,12 +4,19 @@ import textwrap
 from pathlib import Path
 
 # In-process pytester restores sys.modules after every inner run; numpy (under livekit)
-# cannot be imported twice in one process, so the heavy modules are imported up front.
+# cannot be imported twice in one process, so the heavy modules are imported up front. The
+# plugin's lazily imported modules too: each re-import is assertion-rewritten again, deep
+# in a running scenario, where CPython 3.11.7 can fail `compile` with "AST constructor
+# recursion depth mismatch".
 import livekit.agents  # noqa: F401
 import pytest
 
+import pytest_agentsim.entrypoint
 import pytest_agentsim.harness
+import pytest_agentsim.history
+import pytest_agentsim.process
 import pytest_agentsim.runner
+import pytest_agentsim.simulate
 import pytest_agentsim.snapshot
 import pytest_agentsim.transport  # noqa: F401 - respx mocker classes must register once
 

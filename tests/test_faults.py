@@ -207,7 +207,7 @@ def test_cli_switches_the_quota_example_to_the_gateway(pytester: pytest.Pytester
     for f in ("agent.py", "scenarios.yaml"):
         shutil.copy(EXAMPLES / "quota" / f, pytester.path / f)
     result = pytester.runpytest("--agentsim", "--agentsim-transport", "gateway", "-v")
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=4)
     # the faults were served over HTTP by the gateway, not raised by a fake
     assert "(gateway): quota_exceeded" not in result.stdout.str()  # passing: no transcript
     result = pytester.runpytest(

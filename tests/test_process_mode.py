@@ -528,8 +528,7 @@ def test_spoken_and_closed_are_observed_over_the_protocol(
     # finalize_simulation cannot reach a closed session: on_simulation_end still ran
     result.stdout.fnmatch_lines(
         [
-            "on_simulation_end failed the simulation (SimulationContext.fail): "
-            "no booking was made",
+            "on_simulation_end failed the simulation (SimulationContext.fail): no booking was made",
         ]
     )
     assert _agent_children(pytester.path) == set()
@@ -588,3 +587,35 @@ def test_snapshot_written_in_process_matches_in_process_mode(
     changed = run(pytester, "-k", "Looks", "--agentsim-process")
     changed.assert_outcomes(failed=1)
     changed.stdout.fnmatch_lines(["*It is sunny in Paris today.*", "*It is sunny in Paris.*"])
+
+
+def test_hotel_example_parity(pytester: pytest.Pytester) -> None:
+    """The entrypoint example (sqlite state seeded from userdata, graded by its own
+    on_simulation_end, a 503 retried in audio mode) and its failing demo: the same verdicts
+    in-process and with every scenario in a child process."""
+    example = Path(__file__).resolve().parent.parent / "examples" / "hotel"
+    for name in ("agent.py", "scenarios.yaml", "failing_demo.yaml"):
+        text = (example / name).read_text(encoding="utf-8")
+        # the example runs one scenario in process mode: in-process here, for the baseline
+        text = re.sub(r"(?m)^\s+process: true.*\n", "", text)
+        (pytester.path / name).write_text(text, encoding="utf-8")
+    both = ("-o", "agentsim_patterns=scenarios.yaml failing_demo.yaml")
+
+    def verdicts(result: pytest.RunResult) -> dict[str, str]:
+        found = re.findall(
+            r"(?m)^(PASSED|FAILED|ERROR) (\w+\.yaml::.+?)(?: - .*)?$", result.stdout.str()
+        )
+        return {item: verdict for verdict, item in found}
+
+    in_process = verdicts(run(pytester, *both))
+    assert in_process == {
+        "scenarios.yaml::Books a double for two nights": "PASSED",
+        "scenarios.yaml::Cancels an existing reservation": "PASSED",
+        "scenarios.yaml::Refuses dates in the past": "PASSED",
+        "scenarios.yaml::A gateway hiccup is retried, the caller hears the rate": "PASSED",
+        "failing_demo.yaml::Expected state disagrees with the booking": "FAILED",
+    }
+    processed = run(pytester, *both, "--agentsim-process", "-n", "2")
+    assert verdicts(processed) == in_process
+    processed.stdout.fnmatch_lines(["*on_simulation_end failed the simulation*"])
+    assert _agent_children(pytester.path) == set()
