@@ -1054,6 +1054,8 @@ async def run_process_scenario(
                     f"agent process {child.proc.pid if child.proc else '?'} connected "
                     f"after {child.startup_seconds or 0:.2f}s",
                 )
+                # late output (an error handler's fallback) must land in its own turn, and
+                # in the history a snapshot reads
                 checks_output = any(
                     t.spoken is not None or t.closed is not None for t in scenario.config.turns
                 )
@@ -1062,7 +1064,7 @@ async def run_process_scenario(
                     child,
                     remote,
                     settings.timeout,
-                    settle=checks_output,
+                    settle=checks_output or settings.keep_history,
                     keep_history=settings.keep_history,
                 )
                 for turn in scenario.config.turns:

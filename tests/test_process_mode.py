@@ -619,3 +619,39 @@ def test_hotel_example_parity(pytester: pytest.Pytester) -> None:
     assert verdicts(processed) == in_process
     processed.stdout.fnmatch_lines(["*on_simulation_end failed the simulation*"])
     assert _agent_children(pytester.path) == set()
+
+
+def test_snapshot_parity_with_late_fallback_and_close(
+    pytester: pytest.Pytester, write: Write
+) -> None:
+    """Apologies an error handler adds after the turn's reply, and a history the session
+    takes with it when it closes, are in the process-mode snapshot as in-process."""
+    write("agent.py", FALLBACK_SERVER_PY)
+    write(
+        "scenarios.yaml",
+        """
+        name: Snap
+        agentsim: {agent: agent.py, snapshot: true, mode: audio}
+        scenarios:
+          - label: Naive apologies
+            userdata: {naive: true}
+            agentsim:
+              turns:
+                - user: Can I book a visit?
+                  llm: [{fault: quota_exceeded, times: always}]
+          - label: Fallback then close
+            agentsim:
+              turns:
+                - user: When are you open?
+                  llm: ["We are open 9 to 5."]
+                - user: Can I book a visit?
+                  llm: [{fault: quota_exceeded, times: always}]
+        """,
+    )
+    run(pytester, "--snapshot-update").assert_outcomes(passed=2)
+    stored = pytester.path / "__snapshots__" / "scenarios.agentsim"
+    before = stored.read_text(encoding="utf-8")
+    assert before.count("Please call back later.") == 4  # one per failed attempt
+    assert "We are open 9 to 5." in before
+    run(pytester, "--agentsim-process").assert_outcomes(passed=2)
+    assert stored.read_text(encoding="utf-8") == before
