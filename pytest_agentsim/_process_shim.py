@@ -76,8 +76,8 @@ async def _finalize_closed() -> None:
     detail: dict[str, Any] = {"ran": False, "success": True, "reason": "", "error": None}
     try:
         from livekit.agents.job import get_job_context
-        from livekit.agents.simulation import SimulationVerdict
-        from livekit.protocol import agent_simulation as sim_pb
+
+        from .entrypoint import begin_finalize
 
         jc = get_job_context(required=False)
         sim_ctx = jc.simulation_context() if jc is not None else None
@@ -85,15 +85,7 @@ async def _finalize_closed() -> None:
         if sim_ctx is not None and getattr(sim_ctx, "_simulator_verdict", None) is not None:
             return  # finalize_simulation already ran (the close is the parent's teardown)
         if sim_ctx is not None and fnc is not None:
-            kwargs: dict[str, Any] = {
-                "simulator_verdict": SimulationVerdict(
-                    success=True, reason="every scripted turn passed (pytest-agentsim)"
-                ),
-                "run": sim_pb.SimulationRun(id=sim_ctx._dispatch.simulation_run_id),
-            }
-            if "job" in inspect.signature(sim_ctx._begin_finalize).parameters:
-                kwargs["job"] = None  # livekit 1.6 also takes the run job
-            sim_ctx._begin_finalize(**kwargs)
+            begin_finalize(sim_ctx, run_id=sim_ctx._dispatch.simulation_run_id)
             detail["ran"] = True
             result = fnc(sim_ctx)
             if inspect.isawaitable(result):

@@ -86,9 +86,11 @@ if TYPE_CHECKING:
     from .timeline import TimelineEntry
 
 __all__ = [
+    "SCRIPTED_PASS_REASON",
     "SIMULATOR_DISPATCH_ATTRIBUTE",
     "EntrypointFailure",
     "FakeJob",
+    "begin_finalize",
     "context_tool_mocks",
     "dispatch_json",
     "play_entrypoint",
@@ -98,6 +100,9 @@ __all__ = [
 T = TypeVar("T")
 
 SIMULATOR_DISPATCH_ATTRIBUTE = "lk.simulator.dispatch"
+
+SCRIPTED_PASS_REASON = "every scripted turn passed (pytest-agentsim)"
+"""The simulator verdict's reason when the plugin, not a judge, decided (scripted turns)."""
 """Where the cloud puts the protojson ``SimulationDispatch`` (livekit's
 ``types.ATTRIBUTE_SIMULATOR_DISPATCH``)."""
 
@@ -164,6 +169,26 @@ def dispatch_json(scenario: Scenario, *, mode: Mode) -> str:
         ),
     )
     return json_format.MessageToJson(dispatch, indent=None)
+
+
+def begin_finalize(
+    sim_ctx: SimulationContext, *, run_id: str, verdict: tuple[bool, str] | None = None
+) -> None:
+    """``SimulationContext._begin_finalize`` as the cloud's ``finalize_simulation`` calls it
+    before ``on_simulation_end``: the simulator's verdict (``verdict``, or passed for
+    scripted turns) and a run carrying only its id (plus ``job=None`` on livekit 1.6).
+    Also used by process mode's child (:mod:`pytest_agentsim._process_shim`)."""
+    from livekit.agents.simulation import SimulationVerdict
+    from livekit.protocol import agent_simulation as sim_pb
+
+    success, reason = verdict if verdict else (True, SCRIPTED_PASS_REASON)
+    kwargs: dict[str, Any] = {
+        "simulator_verdict": SimulationVerdict(success=success, reason=reason),
+        "run": sim_pb.SimulationRun(id=run_id),
+    }
+    if "job" in inspect.signature(sim_ctx._begin_finalize).parameters:
+        kwargs["job"] = None  # livekit 1.6 also takes the run job (the cloud sends None)
+    sim_ctx._begin_finalize(**kwargs)
 
 
 def _install_dispatch(ctx: JobContext, payload: str) -> str:
@@ -505,24 +530,11 @@ class FakeJob:
         ``verdict``: the simulator's (success, reason), e.g. a judge's (simulated scenarios);
         scripted scenarios that got here passed every turn.
         """
-        from livekit.agents.simulation import SimulationVerdict
-        from livekit.protocol import agent_simulation as sim_pb
-
         ctx = self.ctx
         sim_ctx = ctx.simulation_context()
         if sim_ctx is None:  # pragma: no cover - _install_dispatch guarantees it
             raise EntrypointFailure("the job lost its simulation context")
-        kwargs: dict[str, Any] = {
-            "simulator_verdict": SimulationVerdict(
-                success=verdict[0] if verdict else True,
-                reason=verdict[1] if verdict else "every scripted turn passed (pytest-agentsim)",
-            ),
-            # the cloud sends a run carrying only its id
-            "run": sim_pb.SimulationRun(id=self.run_id),
-        }
-        if "job" in inspect.signature(sim_ctx._begin_finalize).parameters:
-            kwargs["job"] = None  # livekit 1.6 also takes the run job (the cloud sends None)
-        sim_ctx._begin_finalize(**kwargs)
+        begin_finalize(sim_ctx, run_id=self.run_id, verdict=verdict)
         fnc = ctx._simulation_end_fnc
         error: Exception | None = None
         if fnc is not None:

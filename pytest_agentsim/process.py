@@ -57,8 +57,9 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from livekit.agents.voice.remote_session import RemoteSession, TcpSessionTransport
 
 from . import _process_shim as shim
+from .entrypoint import SCRIPTED_PASS_REASON, dispatch_json
 from .errors import ScenarioError
-from .fakes.audio import PlayedSegment, Spoken
+from .fakes.audio import PlayedSegment, Spoken, SpokenLog
 from .runner import ObservedEvent, ScenarioFailure, ScenarioRun, _parse_args, _Run
 
 if TYPE_CHECKING:
@@ -377,7 +378,7 @@ class _AcceptedTransport(TcpSessionTransport):
             await self.send_message(agent_pb.AgentSessionMessage(audio_playback_finished=finished))
 
 
-class RemoteSpeaker:
+class RemoteSpeaker(SpokenLog):
     """What reached the user of an agent in another process: process mode's ``spoken``.
 
     * **Audio mode.** The console sends the agent's audio (``audio_output`` frames) and a
@@ -394,17 +395,13 @@ class RemoteSpeaker:
     """
 
     def __init__(self, mode: str, *, synthesized: Callable[[], Sequence[str]] | None = None):
+        super().__init__()
         self.mode = mode
-        self.spoken: list[Spoken] = []
         self.segments: list[PlayedSegment] = []
         self._synthesized = synthesized or (lambda: ())
         self._synth_start: dict[int, int] = {}  # segment index -> synthesized[] index
         self._capturing: PlayedSegment | None = None
         self._unclaimed: list[PlayedSegment] = []  # played, waiting for their message
-        self._listeners: list[Callable[[Spoken], None]] = []
-
-    def on_spoken(self, fn: Callable[[Spoken], None]) -> None:
-        self._listeners.append(fn)
 
     # -- the console's audio ---------------------------------------------------------
     def audio_frame(self, frame: Any) -> None:
@@ -462,11 +459,6 @@ class RemoteSpeaker:
 
     def _emit_orphan(self, seg: PlayedSegment) -> None:
         self._add(Spoken(seg.full_text or "", seg.source, seg.interrupted, len(self.spoken)))
-
-    def _add(self, item: Spoken) -> None:
-        self.spoken.append(item)
-        for fn in list(self._listeners):
-            fn(item)
 
 
 # --------------------------------------------------------------------------- target
@@ -564,8 +556,7 @@ def observe_items(items: Sequence[Any]) -> list[ObservedEvent]:
             role = _role_name(msg)
             if role in ("user", "system", "developer"):
                 continue  # run() results carry the agent's side only
-            text = "\n".join(c.text for c in msg.content if c.WhichOneof("payload") == "text")
-            out.append(ObservedEvent("message", role=role, text=text))
+            out.append(ObservedEvent("message", role=role, text=_message_text(msg)))
         elif which == "function_call":
             fc = item.function_call
             out.append(
@@ -581,6 +572,11 @@ def observe_items(items: Sequence[Any]) -> list[ObservedEvent]:
         elif which == "agent_handoff":
             out.append(ObservedEvent("agent_handoff", new_agent=item.agent_handoff.new_agent_id))
     return out
+
+
+def _message_text(message: Any) -> str:
+    """A ``ChatMessage`` proto's text parts, joined as ``ChatMessage.text_content`` joins them."""
+    return "\n".join(c.text for c in message.content if c.WhichOneof("payload") == "text")
 
 
 def _role_name(message: Any) -> str:
@@ -672,7 +668,7 @@ class _ProcessPlay:
             self.user_inputs_seen += 1
         elif which == "message" and _role_name(item.message) == "assistant":
             msg = item.message
-            text = "\n".join(c.text for c in msg.content if c.WhichOneof("payload") == "text")
+            text = _message_text(msg)
             self.turn_events.append(ObservedEvent("message", role="assistant", text=text))
             if self.child.speaker is not None:
                 self.child.speaker.message(text, interrupted=msg.interrupted)
@@ -716,11 +712,7 @@ class _ProcessPlay:
         run, sim = self.run, self.run.sim
         assert turn.user is not None
         sim.set_line(turn.line)
-        if sim.closed:
-            raise run.fail(
-                f"turn {turn.index + 1} ({turn.describe()}) cannot run: the session already closed",
-                turn.line,
-            )
+        run.ensure_open(turn)
         run.queue_turn(turn)
         sim.turn += 1
         sim._note("user", turn.user)
@@ -869,7 +861,7 @@ class _ProcessPlay:
             if (
                 item.WhichOneof("item") == "message"
                 and _role_name(item.message) == "user"
-                and "".join(c.text for c in item.message.content) == user_text
+                and _message_text(item.message) == user_text
             ):
                 start = i + 1
         return observe_items(items[start:])
@@ -905,7 +897,7 @@ class _ProcessPlay:
         try:
             result = await self.remote.finalize_simulation(
                 provisional_success=True,
-                provisional_reason="every scripted turn passed (pytest-agentsim)",
+                provisional_reason=SCRIPTED_PASS_REASON,
                 timeout=self.timeout,
             )
         except asyncio.TimeoutError:
@@ -1006,7 +998,6 @@ async def run_process_scenario(
     Returns a :class:`ProcessScenarioRun`; raises ``ScenarioFailure`` (with the child's
     log tail) or ``ScenarioError``.
     """
-    from .entrypoint import dispatch_json
     from .harness import AgentSim
     from .transport import InferenceGateway
 

@@ -311,14 +311,18 @@ class _Run:
         if not settings.allow_unused:
             self.check_unused()
 
-    async def play_turn(self, turn: Turn) -> None:
-        sim = self.sim
-        sim.set_line(turn.line)
-        if sim.closed:
+    def ensure_open(self, turn: Turn) -> None:
+        """A turn cannot be played into a closed session: fail it, naming the turn."""
+        if self.sim.closed:
             raise self.fail(
                 f"turn {turn.index + 1} ({turn.describe()}) cannot run: the session already closed",
                 turn.line,
             )
+
+    async def play_turn(self, turn: Turn) -> None:
+        sim = self.sim
+        sim.set_line(turn.line)
+        self.ensure_open(turn)
         self.queue_turn(turn)
         start = len(sim.timeline)
         try:

@@ -36,6 +36,7 @@ __all__ = [
     "RecordingAudioOutput",
     "RecordingTextOutput",
     "Spoken",
+    "SpokenLog",
     "TextSegment",
     "attach_outputs",
     "heard_prefix",
@@ -366,14 +367,30 @@ class RecordingTextOutput(io.TextOutput):
             fn(kind, seg)
 
 
-class Outputs:
+class SpokenLog:
+    """What reached the user, in order, and who is told when more does."""
+
+    def __init__(self) -> None:
+        self.spoken: list[Spoken] = []
+        self._listeners: list[Callable[[Spoken], None]] = []
+
+    def on_spoken(self, fn: Callable[[Spoken], None]) -> None:
+        """Call ``fn(spoken)`` when an item reaches the user (text flushed / audio played)."""
+        self._listeners.append(fn)
+
+    def _add(self, item: Spoken) -> None:
+        self.spoken.append(item)
+        for fn in list(self._listeners):
+            fn(item)
+
+
+class Outputs(SpokenLog):
     """The recorders :func:`attach_outputs` installed, and the unified ``spoken`` list."""
 
     def __init__(self, text: RecordingTextOutput, audio: RecordingAudioOutput | None) -> None:
+        super().__init__()
         self.text = text
         self.audio = audio
-        self.spoken: list[Spoken] = []
-        self._listeners: list[Callable[[Spoken], None]] = []
         # audio <-> text pairing, per speech id
         self._pair: dict[int, TextSegment] = {}  # audio segment index -> its text
         self._unclaimed: deque[TextSegment] = deque()
@@ -387,10 +404,6 @@ class Outputs:
     @property
     def mode(self) -> Literal["text", "audio"]:
         return "audio" if self.audio is not None else "text"
-
-    def on_spoken(self, fn: Callable[[Spoken], None]) -> None:
-        """Call ``fn(spoken)`` when an item reaches the user (text flushed / audio played)."""
-        self._listeners.append(fn)
 
     def finalize(self) -> None:
         """Emit audio segments still waiting for their text (e.g. at session end)."""
@@ -450,11 +463,6 @@ class Outputs:
         self._add(
             Spoken(seg.text or "", seg.source, seg.interrupted, len(self.spoken), seg.speech_id)
         )
-
-    def _add(self, item: Spoken) -> None:
-        self.spoken.append(item)
-        for fn in list(self._listeners):
-            fn(item)
 
 
 def attach_outputs(session: AgentSession[Any], *, audio: bool, instant: bool = True) -> Outputs:
