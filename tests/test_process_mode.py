@@ -119,6 +119,14 @@ def project(write: Write, *, process: bool = True, agent: str = SERVER_PY) -> No
     write("scenarios.yaml", SCENARIOS.format(process="process: true" if process else ""))
 
 
+def edit_scenarios(pytester: pytest.Pytester, old: str, new: str) -> None:
+    """Replace ``old`` (which must be there) in the project's scenarios.yaml."""
+    path = pytester.path / "scenarios.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} is not in scenarios.yaml"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
 def outcomes(result: pytest.RunResult) -> dict[str, str]:
     """scenario label -> PASSED/FAILED/ERROR, from `-rA` short summary lines."""
     out = {}
@@ -159,12 +167,7 @@ def test_quota_fault_fails_the_turn_and_is_classified(
     pytester: pytest.Pytester, write: Write
 ) -> None:
     project(write)
-    (pytester.path / "scenarios.yaml").write_text(
-        (pytester.path / "scenarios.yaml")
-        .read_text()
-        .replace("          expect: []", "          expect:\n            - message: {}"),
-        encoding="utf-8",
-    )
+    edit_scenarios(pytester, "          expect: []", "          expect:\n            - message: {}")
     result = run(pytester, "-k", "Credits")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
@@ -223,12 +226,7 @@ def test_a_hung_turn_fails_at_the_scenario_timeout(pytester: pytest.Pytester, wr
     start = SERVER_PY.index("    @function_tool")
     end = SERVER_PY.index("async def check")
     project(write, agent="import asyncio\n" + SERVER_PY[:start] + hang + "\n\n" + SERVER_PY[end:])
-    (pytester.path / "scenarios.yaml").write_text(
-        (pytester.path / "scenarios.yaml")
-        .read_text()
-        .replace("  process: true", "  process: true\n  timeout: 2"),
-        encoding="utf-8",
-    )
+    edit_scenarios(pytester, "  process: true", "  process: true\n  timeout: 2")
     result = run(pytester, "-k", "Looks")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
@@ -579,11 +577,7 @@ def test_snapshot_written_in_process_matches_in_process_mode(
     run(pytester, "-k", "Looks", "--agentsim-process").assert_outcomes(passed=1)
     assert stored.read_bytes() == before
 
-    scenarios = pytester.path / "scenarios.yaml"
-    scenarios.write_text(
-        scenarios.read_text().replace("It is sunny in Paris today.", "It is sunny in Paris."),
-        encoding="utf-8",
-    )
+    edit_scenarios(pytester, "It is sunny in Paris today.", "It is sunny in Paris.")
     changed = run(pytester, "-k", "Looks", "--agentsim-process")
     changed.assert_outcomes(failed=1)
     changed.stdout.fnmatch_lines(["*It is sunny in Paris today.*", "*It is sunny in Paris.*"])
