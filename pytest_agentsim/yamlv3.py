@@ -118,6 +118,10 @@ class YamlError(Exception):
         return self.message
 
 
+class NestingTooDeep(YamlError):
+    """The document nests deeper than :data:`MAX_DEPTH` (ours, whichever parser found it)."""
+
+
 class GoJSONError(Exception):
     """What Go's ``json.Marshal`` would return as an error; ``value`` is the offending value."""
 
@@ -285,7 +289,23 @@ def compose_document(
         raise RuntimeError("PyYAML was built without libyaml")
     if not c_parser:
         _check_directives(source)
-    parser: Any = _CPARSER(source) if c_parser else _PyParser(source)
+    try:
+        return _compose_with(_CPARSER(source) if c_parser else _PyParser(source), source, c_parser)
+    except YamlError:
+        if not c_parser:
+            raise
+        # libyaml has nesting limits of its own (newer releases stop before ours, with their
+        # own wording): a C-parser failure that the pure parser sees as too deep is ours
+        try:
+            _compose_with(_PyParser(source), source, False)
+        except NestingTooDeep as deep:
+            raise deep from None
+        except YamlError:
+            pass
+        raise
+
+
+def _compose_with(parser: Any, source: str, c_parser: bool) -> tuple[Node, int | None]:
     try:
         return _compose_events(parser, check_escapes=not c_parser)
     except RecursionError:  # pragma: no cover - the depth limit stops nesting long before
@@ -447,7 +467,7 @@ def _compose_events(parser: Any, check_escapes: bool) -> tuple[Node, int | None]
             is_map = cls is MappingStartEvent
             depth = len(stack) + 1
             if depth > MAX_DEPTH:
-                raise YamlError(
+                raise NestingTooDeep(
                     f"the YAML nests deeper than {MAX_DEPTH} levels",
                     mark.line + 1,
                     mark.column + 1,
@@ -1162,7 +1182,7 @@ class _Decoder:
                     self.origins[id(value)] = node
             return value
         if depth >= MAX_DEPTH:  # compose() already refuses this; guards hand-built trees
-            raise YamlError(f"the YAML nests deeper than {MAX_DEPTH} levels", *_position(node))
+            raise NestingTooDeep(f"the YAML nests deeper than {MAX_DEPTH} levels", *_position(node))
         if isinstance(node, SequenceNode):
             return [self.value(item, depth + 1) for item in node.value]
         if isinstance(node, MappingNode):

@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 import yaml
+import yaml.scanner
 
+from pytest_agentsim import yamlv3
 from pytest_agentsim.yamlv3 import (
     MAP_TAG,
     MAX_DEPTH,
@@ -617,9 +619,32 @@ def test_nesting_limit() -> None:
 
 
 @pytest.mark.parametrize("use_libyaml", PARSERS)
-def test_very_deep_nesting_is_a_clean_error(use_libyaml: bool) -> None:
-    err = compose_error("[" * 100_000, use_libyaml=use_libyaml)
-    assert "deeper than" in err.message
+@pytest.mark.parametrize(
+    "text", ["[" * 100_000, "{a: " * 100_000, "".join("  " * i + "- \n" for i in range(2000))]
+)
+def test_very_deep_nesting_is_our_error_whatever_the_parser(use_libyaml: bool, text: str) -> None:
+    # libyaml 0.2.5 stops at 1000 levels with its own wording; the user still gets ours
+    err = compose_error(text, use_libyaml=use_libyaml)
+    assert err.message == f"the YAML nests deeper than {MAX_DEPTH} levels"
+    assert err.line == (MAX_DEPTH + 1 if text.startswith(" ") or text.startswith("-") else 1)
+    assert err.fix == "flatten the structure"
+
+
+def test_a_c_parser_limit_in_any_wording_becomes_ours(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever a future libyaml says when it gives up on depth, the pure parser's count
+    decides: the message does not depend on the C library's text."""
+    real = yamlv3._CPARSER
+
+    class Limited(real):  # type: ignore[misc, valid-type]
+        def get_event(self) -> Any:
+            raise yaml.scanner.ScannerError(problem="some new wording", problem_mark=None)
+
+    monkeypatch.setattr(yamlv3, "_CPARSER", Limited)
+    err = compose_error("[" * 500, use_libyaml=True)
+    assert err.message == f"the YAML nests deeper than {MAX_DEPTH} levels"
+    # a C-parser error on a shallow file stays the C parser's own (translated) error
+    err = compose_error("[" * 5, use_libyaml=True)
+    assert err.message == "some new wording"
 
 
 def test_nesting_limit_counts_alias_expansion() -> None:
