@@ -49,9 +49,9 @@ from typing import Any
 from livekit.agents import Agent, AgentSession
 
 from pytest_agentsim.fakes import FakeLLM, FakeTTS, no_backoff
-from pytest_agentsim.harness import AgentSim
-from pytest_agentsim.loader import Scenario, load_scenario_file
-from pytest_agentsim.runner import RunSettings, run_scenario
+from pytest_agentsim.load.loader import Scenario, load_scenario_file
+from pytest_agentsim.run.harness import AgentSim
+from pytest_agentsim.run.runner import RunSettings, run_scenario
 
 INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
 ANSWER = "Sure, we are open from nine to five, Monday to Friday."
@@ -588,7 +588,7 @@ def process_yaml(n_turns: int, mode: str) -> str:
 async def bench_process(sizes: Sizes, tmp: Path) -> list[Row]:
     """Process mode: the child's start-up (spawn to session ready) and the cost of a turn
     (run_input request to its response), in text and in audio mode."""
-    from pytest_agentsim.process import ProcessScenarioRun, run_process_scenario
+    from pytest_agentsim.run.drivers.process import ProcessScenarioRun, run_process_scenario
 
     (tmp / "server.py").write_text(PROCESS_SERVER, encoding="utf-8")
     n = 10

@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from . import faults
 from .errors import AgentsimWarning, ScenarioError
-from .loader import Scenario, ScenarioFile, load_scenario_file
+from .load.loader import Scenario, ScenarioFile, load_scenario_file
 
 if TYPE_CHECKING:
     from .fakes import FakeLLM, FakeSTT, FakeTTS, RecordingAudioOutput, RecordingTextOutput
-    from .harness import AgentSim, AgentSimAssertionError
-    from .history import normalize_history
-    from .judge import IntentJudge, Verdict
-    from .runner import ScenarioFailure
+    from .observe.history import normalize_history
+    from .run.harness import AgentSim, AgentSimAssertionError
+    from .run.judge import IntentJudge, Verdict
+    from .run.runner import ScenarioFailure
 
 __all__ = [
     "AgentSim",
@@ -46,12 +46,12 @@ _LAZY = {
     "FakeTTS": "fakes",
     "RecordingAudioOutput": "fakes",
     "RecordingTextOutput": "fakes",
-    "AgentSim": "harness",
-    "AgentSimAssertionError": "harness",
-    "normalize_history": "history",
-    "ScenarioFailure": "runner",
-    "IntentJudge": "judge",
-    "Verdict": "judge",
+    "AgentSim": "run.harness",
+    "AgentSimAssertionError": "run.harness",
+    "normalize_history": "observe.history",
+    "ScenarioFailure": "run.runner",
+    "IntentJudge": "run.judge",
+    "Verdict": "run.judge",
 }
 
 

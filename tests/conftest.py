@@ -8,16 +8,17 @@ from pathlib import Path
 # plugin's lazily imported modules too: each re-import is assertion-rewritten again, deep
 # in a running scenario, where CPython 3.11.7 can fail `compile` with "AST constructor
 # recursion depth mismatch".
+import httpcore2  # noqa: F401 - httpx2 caches its exception map from the first copy it sees
 import livekit.agents  # noqa: F401
 import pytest
 
-import pytest_agentsim.entrypoint
-import pytest_agentsim.harness
-import pytest_agentsim.history
-import pytest_agentsim.process
-import pytest_agentsim.runner
-import pytest_agentsim.simulate
-import pytest_agentsim.snapshot
+import pytest_agentsim.observe.history
+import pytest_agentsim.plugin.snapshot
+import pytest_agentsim.run.drivers.entrypoint
+import pytest_agentsim.run.drivers.process
+import pytest_agentsim.run.harness
+import pytest_agentsim.run.runner
+import pytest_agentsim.run.simulate
 import pytest_agentsim.transport  # noqa: F401 - respx mocker classes must register once
 
 pytest_plugins = ["pytester"]

@@ -28,8 +28,8 @@ import pytest
 import yaml
 
 from pytest_agentsim import ScenarioError, load_scenario_file
-from pytest_agentsim.loader import MAX_FILE_BYTES
-from pytest_agentsim.yamlv3 import YamlError, compose_document
+from pytest_agentsim.load.loader import MAX_FILE_BYTES
+from pytest_agentsim.load.yamlv3 import YamlError, compose_document
 
 from .conftest import DATA
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pytest_agentsim import faults
-from pytest_agentsim.harness import AgentSim, AgentSimAssertionError
+from pytest_agentsim.run.harness import AgentSim, AgentSimAssertionError
 
 from .conftest import AGENTS_PY
 
@@ -288,7 +288,7 @@ async def test_python_api_fallback_passes_and_fails() -> None:
 
 def test_fallback_after_close_is_not_heard() -> None:
     from pytest_agentsim.fakes import Spoken
-    from pytest_agentsim.timeline import TimelineEntry
+    from pytest_agentsim.observe.timeline import TimelineEntry
 
     class Closed:
         reason = "error"

@@ -1,4 +1,4 @@
-"""Unit tests for pytest_agentsim.history (no pytest plugin machinery involved)."""
+"""Unit tests for pytest_agentsim.observe.history (no pytest plugin machinery involved)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import pytest
 from livekit.agents import llm
 
-from pytest_agentsim.history import chat_context_items, normalize_history, normalize_items
+from pytest_agentsim.observe.history import chat_context_items, normalize_history, normalize_items
 
 
 class Run(NamedTuple):

@@ -19,8 +19,8 @@ from livekit.agents.voice import remote_session
 from livekit.protocol.agent_pb import agent_session as pb
 
 from pytest_agentsim.fakes import FakeLLM, FakeTTS, attach_outputs, make_session
-from pytest_agentsim.harness import AgentSim
-from pytest_agentsim.history import History, history_from_proto, normalize_history
+from pytest_agentsim.observe.history import History, history_from_proto, normalize_history
+from pytest_agentsim.run.harness import AgentSim
 
 # 1.7 brought the full encoder (1.6's leaves out an output's id and name and most optional
 # message fields) together with reply_required and an output for StopResponse

@@ -2,7 +2,7 @@
 LiveKit's session protocol (``RemoteSession``) like the cloud simulator drives it.
 
 Each test is a pytester project with a real scenarios YAML and a real AgentServer file. The
-child is ``python -m pytest_agentsim._process_shim`` (livekit's console CLI plus the
+child is ``python -m pytest_agentsim.run.drivers.shim`` (livekit's console CLI plus the
 simulation dispatch); its models are served by the loopback fake gateway.
 """
 
@@ -313,7 +313,7 @@ def _agent_children(project_dir: Path) -> set[int]:
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if b"pytest_agentsim._process_shim" in cmd and cwd == str(project_dir) and state != "Z":
+        if b"pytest_agentsim.run.drivers.shim" in cmd and cwd == str(project_dir) and state != "Z":
             out.add(int(entry.name))
     return out
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from pytest_agentsim.report_html import (
+from pytest_agentsim.observe.report_html import (
     ScenarioRecord,
     TimelineEntry,
     render_report,
     write_report,
 )
-from pytest_agentsim.timeline import TimelineEntry as HarnessTimelineEntry
+from pytest_agentsim.observe.timeline import TimelineEntry as HarnessTimelineEntry
 
 HOSTILE = '<script>alert("x")</script></pre><b onmouseover="y">&amp;'
 

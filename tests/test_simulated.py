@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from pytest_agentsim.cassette import Cassette, redact
-from pytest_agentsim.simulate import parse_verdict
+from pytest_agentsim.run.cassette import Cassette, redact
+from pytest_agentsim.run.simulate import parse_verdict
 
 Write = Callable[[str, str], Path]
 

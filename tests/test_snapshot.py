@@ -19,7 +19,7 @@ import yaml
 from syrupy.filters import props
 from syrupy.matchers import path_type
 
-from pytest_agentsim.snapshot import (
+from pytest_agentsim.plugin.snapshot import (
     SNAPSHOT_FILE_EXTENSION,
     AgentsimSnapshotExtension,
     ignore_scenario_snapshots,
@@ -34,8 +34,8 @@ import uuid
 import pytest
 import yaml
 
-from pytest_agentsim.history import normalize_items
-from pytest_agentsim.snapshot import (
+from pytest_agentsim.observe.history import normalize_items
+from pytest_agentsim.plugin.snapshot import (
     HistorySnapshotMismatch,
     assert_history_snapshot,
     ignore_scenario_snapshots,
@@ -359,8 +359,8 @@ def test_xdist_writes_the_same_files_as_a_serial_run(pytester: pytest.Pytester) 
 
 
 PY_TEST = """
-from pytest_agentsim.history import normalize_items
-from pytest_agentsim.snapshot import assert_history_snapshot
+from pytest_agentsim.observe.history import normalize_items
+from pytest_agentsim.plugin.snapshot import assert_history_snapshot
 
 HISTORY = normalize_items([
     {"id": "item_abc", "type": "message", "role": "user", "content": ["hi"]},

@@ -416,7 +416,12 @@ def test_fixture_fails_teardown_on_unused_answers(pytester: pytest.Pytester) -> 
         """
     )
     result = pytester.runpytest_subprocess(
-        "-p", "pytest_agentsim.gateway_fixtures", "-p", "no:agentsim", "-p", "no:cacheprovider"
+        "-p",
+        "pytest_agentsim.plugin.fixtures_gateway",
+        "-p",
+        "no:agentsim",
+        "-p",
+        "no:cacheprovider",
     )
     result.assert_outcomes(passed=3, errors=1)
     result.stdout.fnmatch_lines(

@@ -12,8 +12,8 @@ import pytest
 import yaml
 import yaml.scanner
 
-from pytest_agentsim import yamlv3
-from pytest_agentsim.yamlv3 import (
+from pytest_agentsim.load import yamlv3
+from pytest_agentsim.load.yamlv3 import (
     MAP_TAG,
     MAX_DEPTH,
     PLAIN_TAG,

@@ -8,7 +8,7 @@
 * :class:`Httpx2Mocker` -- respx patcher for ``httpx2`` clients (``using="httpx2"``), see
   :mod:`.respx_bridge` for why this and not ``httpx2.alias_httpx()``.
 
-Nothing here imports pytest; the fixtures live in :mod:`pytest_agentsim.gateway_fixtures`.
+Nothing here imports pytest; the fixtures live in :mod:`pytest_agentsim.plugin.fixtures_gateway`.
 """
 
 from __future__ import annotations

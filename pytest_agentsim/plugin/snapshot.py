@@ -140,9 +140,9 @@ _Dumper.add_multi_representer(list, yaml.SafeDumper.represent_list)
 def serialize_yaml(data: Any) -> str:
     """``data`` as block YAML with insertion-ordered keys and no line folding.
 
-    Keys are not sorted because :func:`~pytest_agentsim.history.normalize_history` already puts
-    them in a fixed, meaningful order; ``width`` is effectively unlimited because folded lines
-    turn a one-word change into a multi-line diff.
+    Keys are not sorted because :func:`~pytest_agentsim.observe.history.normalize_history`
+    already puts them in a fixed, meaningful order; ``width`` is effectively unlimited
+    because folded lines turn a one-word change into a multi-line diff.
     """
     text = yaml.dump(
         data,

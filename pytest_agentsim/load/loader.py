@@ -2,7 +2,7 @@
 
 The cloud CLI parses with Go's yaml.v3 into ``{name, id, scenarios: [{id, label,
 instructions, agent_expectations, tags, userdata}]}``, drops unknown keys and JSON-encodes
-``userdata`` with ``encoding/json``. :mod:`pytest_agentsim.yamlv3` reproduces those
+``userdata`` with ``encoding/json``. :mod:`pytest_agentsim.load.yamlv3` reproduces those
 semantics; this module applies the schema, keeps every line number, and turns every
 problem into a :class:`~pytest_agentsim.errors.ScenarioError` naming file:line and the fix.
 It never imports pytest.
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from .errors import ScenarioError, did_you_mean
+from ..errors import ScenarioError, did_you_mean
 from .script import (
     AgentsimConfig,
     complex_key,

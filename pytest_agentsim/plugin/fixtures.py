@@ -16,9 +16,9 @@ import pytest
 import pytest_asyncio
 
 if TYPE_CHECKING:
-    from .fakes import FakeLLM, FakeSTT, FakeTTS
-    from .harness import AgentSim
-    from .loader import Scenario
+    from ..fakes import FakeLLM, FakeSTT, FakeTTS
+    from ..load.loader import Scenario
+    from ..run.harness import AgentSim
 
 __all__ = ["agentsim", "agentsim_scenario", "fake_llm", "fake_stt", "fake_tts"]
 
@@ -47,7 +47,7 @@ def _check_unused(request: pytest.FixtureRequest, name: str, fake: Any) -> None:
 @pytest.fixture
 def fake_llm(request: pytest.FixtureRequest) -> Iterator[FakeLLM]:
     """A scripted fake LLM; answers not used by the end of the test fail it."""
-    from .fakes import FakeLLM
+    from ..fakes import FakeLLM
 
     fake = FakeLLM()
     yield fake
@@ -57,7 +57,7 @@ def fake_llm(request: pytest.FixtureRequest) -> Iterator[FakeLLM]:
 @pytest.fixture
 def fake_tts(request: pytest.FixtureRequest) -> Iterator[FakeTTS]:
     """A fake TTS producing deterministic audio sized to the text."""
-    from .fakes import FakeTTS
+    from ..fakes import FakeTTS
 
     fake = FakeTTS()
     yield fake
@@ -67,7 +67,7 @@ def fake_tts(request: pytest.FixtureRequest) -> Iterator[FakeTTS]:
 @pytest.fixture
 def fake_stt(request: pytest.FixtureRequest) -> Iterator[FakeSTT]:
     """A fake STT returning scripted transcripts."""
-    from .fakes import FakeSTT
+    from ..fakes import FakeSTT
 
     fake = FakeSTT()
     yield fake
@@ -86,11 +86,11 @@ async def agentsim(
 
     Retry backoff costs no wall time (``--agentsim-real-timing`` restores it).
     """
+    from ..fakes import no_backoff
+    from ..run.harness import AgentSim
+    from ..transport.offline import block_network
     from .collect import network_report
-    from .config import SETTINGS_KEY
-    from .fakes import no_backoff
-    from .harness import AgentSim
-    from .transport.offline import block_network
+    from .settings import SETTINGS_KEY
 
     settings = request.config.stash[SETTINGS_KEY]
     sim = AgentSim(llm=fake_llm, tts=fake_tts, stt=fake_stt, timeout=settings.timeout)
@@ -107,8 +107,8 @@ async def agentsim(
 @pytest.fixture
 def agentsim_scenario(request: pytest.FixtureRequest) -> Scenario:
     """The scenario named by ``@pytest.mark.scenario("file.yaml", label=...)``."""
-    from .errors import ScenarioError
-    from .loader import load_scenario_file
+    from ..errors import ScenarioError
+    from ..load.loader import load_scenario_file
 
     marker = request.node.get_closest_marker("scenario")
     if marker is None or not marker.args:

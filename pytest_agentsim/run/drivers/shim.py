@@ -1,7 +1,7 @@
 """Process mode's child: ``python -m livekit.agents console <file> --connect-addr H:P``,
 with the scenario's simulation dispatch on the console job (SPEC §4, process mode).
 
-Run as ``python -m pytest_agentsim._process_shim <file> --connect-addr HOST:PORT``. The
+Run as ``python -m pytest_agentsim.run.drivers.shim <file> --connect-addr HOST:PORT``. The
 agent file is untouched: ``AgentServer.simulate_job`` is wrapped so the job it launches
 carries ``$AGENTSIM_DISPATCH`` (protojson ``SimulationDispatch``) where the installed
 release reads it, then livekit's own CLI ``main()`` runs. Retry waits are instant unless
@@ -149,7 +149,7 @@ def main(argv: list[str]) -> int:
         install_dispatch(payload)
     report_close()
     if not os.environ.get(REAL_TIMING_ENV):
-        from .fakes.timing import no_backoff
+        from ...fakes.timing import no_backoff
 
         no_backoff().__enter__()
     parent = os.environ.get(PARENT_ENV)
@@ -157,7 +157,7 @@ def main(argv: list[str]) -> int:
         threading.Thread(target=_watch_parent, args=(int(parent),), daemon=True).start()
     guard = None
     if not os.environ.get(ALLOW_NETWORK_ENV):
-        from .transport.offline import block_network
+        from ...transport.offline import block_network
 
         guard = block_network().__enter__()
     from livekit.agents.__main__ import main as livekit_main

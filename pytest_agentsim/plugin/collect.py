@@ -16,16 +16,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
-from .config import SETTINGS_KEY
-from .errors import AgentsimWarning, ScenarioError
-from .loader import Scenario, load_scenario_file
+from ..errors import AgentsimWarning, ScenarioError
+from ..load.loader import Scenario, load_scenario_file
+from .settings import SETTINGS_KEY
 
 if TYPE_CHECKING:
     from _pytest._code.code import TerminalRepr
 
-    from .binding import AgentTarget
-    from .timeline import TimelineEntry
-    from .transport.offline import NetworkGuard
+    from ..observe.timeline import TimelineEntry
+    from ..run.target import AgentTarget
+    from ..transport.offline import NetworkGuard
 
 
 __all__ = ["ScenarioItem", "ScenarioYamlFile", "run_scenario_item"]
@@ -126,9 +126,9 @@ class ScenarioItem(pytest.Function):
     def repr_failure(  # type: ignore[override]
         self, excinfo: pytest.ExceptionInfo[BaseException]
     ) -> str | TerminalRepr:
-        from .harness import AgentSimAssertionError
-        from .judge import JudgeError
-        from .runner import ScenarioFailure
+        from ..run.harness import AgentSimAssertionError
+        from ..run.judge import JudgeError
+        from ..run.runner import ScenarioFailure
         from .snapshot import HistorySnapshotMismatch
 
         err = excinfo.value
@@ -143,7 +143,7 @@ class ScenarioItem(pytest.Function):
     # -- running -----------------------------------------------------------------------
     def run(self, request: pytest.FixtureRequest) -> None:
         __tracebackhide__ = True
-        from .runner import RunSettings, ScenarioFailure, run_scenario
+        from ..run.runner import RunSettings, ScenarioFailure, run_scenario
 
         s = self.scenario
         settings = self.config.stash[SETTINGS_KEY]
@@ -168,9 +168,9 @@ class ScenarioItem(pytest.Function):
                 s.config.snapshot if s.config.snapshot is not None else settings.snapshot
             ),
         )
-        from .judge import uses_judge
-        from .timeline import render_transcript
-        from .transport.offline import block_network
+        from ..observe.timeline import render_transcript
+        from ..run.judge import uses_judge
+        from ..transport.offline import block_network
 
         # `message: {judge: ...}` matchers: recording asks the judge's real endpoint
         judging = uses_judge(s.config.turns)
@@ -178,7 +178,7 @@ class ScenarioItem(pytest.Function):
         guard = block_network() if offline else None
         with self._guarded(guard), self._intent_judge(judging):
             if process:
-                from .process import run_process_scenario
+                from ..run.drivers.process import run_process_scenario
 
                 run = asyncio.run(
                     run_process_scenario(
@@ -209,7 +209,7 @@ class ScenarioItem(pytest.Function):
         if not judging:
             yield
             return
-        from .judge import CURRENT_JUDGE, open_intent_judge
+        from ..run.judge import CURRENT_JUDGE, open_intent_judge
 
         s = self.scenario
         settings = self.config.stash[SETTINGS_KEY]
@@ -237,7 +237,7 @@ class ScenarioItem(pytest.Function):
 
     def _cassette(self) -> tuple[Path, str]:
         """This scenario's cassette and the command that (re)records it."""
-        from .cassette import cassette_path
+        from ..run.cassette import cassette_path
 
         path = cassette_path(self.scenario.path, self.scenario.name)
         return path, f'pytest --agentsim --agentsim-record "{self.nodeid}"'
@@ -252,7 +252,7 @@ class ScenarioItem(pytest.Function):
     def _guarded(self, guard: NetworkGuard | None) -> Iterator[None]:
         """Run under the offline guard; keep a failure's transcript for the report and
         name any blocked network attempt in it."""
-        from .runner import ScenarioFailure
+        from ..run.runner import ScenarioFailure
 
         try:
             with guard if guard is not None else contextlib.nullcontext():
@@ -272,10 +272,10 @@ class ScenarioItem(pytest.Function):
     def run_simulated(self, request: pytest.FixtureRequest) -> None:
         """A scenario without turns: simulated user and judge, from its cassette."""
         __tracebackhide__ = True
-        from .runner import ScenarioFailure
-        from .simulate import SimulationSettings, run_simulation
-        from .timeline import render_transcript
-        from .transport.offline import block_network
+        from ..observe.timeline import render_transcript
+        from ..run.runner import ScenarioFailure
+        from ..run.simulate import SimulationSettings, run_simulation
+        from ..transport.offline import block_network
 
         s = self.scenario
         settings = self.config.stash[SETTINGS_KEY]
@@ -358,11 +358,11 @@ class ScenarioItem(pytest.Function):
     def _agent_file(self, request: pytest.FixtureRequest) -> Path:
         """Process mode: the agent's file, found as :meth:`_target` finds the agent, but
         not imported here (the child imports it)."""
-        from .process import locate_agent_file
+        from ..run.drivers.process import locate_agent_file
 
         return self._resolve(request, locate_agent_file)
 
     def _target(self, request: pytest.FixtureRequest) -> AgentTarget:
-        from .binding import resolve_target
+        from ..run.target import resolve_target
 
         return self._resolve(request, resolve_target)

@@ -73,17 +73,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .errors import AgentsimWarning, ScenarioError
+from ...errors import AgentsimWarning, ScenarioError
 
 if TYPE_CHECKING:
     from livekit.agents import AgentServer, AgentSession, JobContext
     from livekit.agents.simulation import SimulationContext
 
-    from .binding import AgentTarget
-    from .harness import AgentSim, Mode
-    from .loader import Scenario
-    from .runner import RunSettings, _Run
-    from .timeline import TimelineEntry
+    from ...load.loader import Scenario
+    from ...observe.timeline import TimelineEntry
+    from ..harness import AgentSim, Mode
+    from ..runner import RunSettings, _Run
+    from ..target import AgentTarget
 
 __all__ = [
     "SCRIPTED_PASS_REASON",
@@ -177,7 +177,7 @@ def begin_finalize(
     """``SimulationContext._begin_finalize`` as the cloud's ``finalize_simulation`` calls it
     before ``on_simulation_end``: the simulator's verdict (``verdict``, or passed for
     scripted turns) and a run carrying only its id (plus ``job=None`` on livekit 1.6).
-    Also used by process mode's child (:mod:`pytest_agentsim._process_shim`)."""
+    Also used by process mode's child (:mod:`pytest_agentsim.run.drivers.shim`)."""
     from livekit.agents.simulation import SimulationVerdict
     from livekit.protocol import agent_simulation as sim_pb
 
@@ -230,7 +230,7 @@ def _dummy_credentials() -> Iterator[None]:
 
 _LIBRARY_DIRS = tuple(
     {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
-    | {str(Path(__file__).resolve().parent)}
+    | {str(Path(__file__).resolve().parents[2])}
 )
 
 
@@ -752,7 +752,7 @@ class FakeJob:
         """The fakes replacing ``values`` (slot -> model); notes what is swapped or kept."""
         from livekit.agents import llm, stt, tts
 
-        from .fakes import FakeLLM, FakeSTT, FakeTTS
+        from ...fakes import FakeLLM, FakeSTT, FakeTTS
 
         fakes = {"llm": self.sim.fake_llm, "tts": self.sim.fake_tts, "stt": self.sim.fake_stt}
         kinds = {"llm": llm.LLM, "tts": tts.TTS, "stt": stt.STT}

@@ -20,10 +20,10 @@ from typing import Any, Literal
 
 import yaml
 
-from . import faults as _faults
-from .answers import LLMAnswer, ToolCall
-from .errors import ScenarioError, did_you_mean
-from .faults import Fault
+from .. import faults as _faults
+from ..answers import LLMAnswer, ToolCall
+from ..errors import ScenarioError, did_you_mean
+from ..faults import Fault
 from .yamlv3 import YamlError, decode, scalar_text
 
 __all__ = [
@@ -90,7 +90,7 @@ class TextMatcher:
         if self.kind == "regex":
             return re.search(self.value, text) is not None
         # `judge`: graded by the LLM judge of the run (replayed from its cassette)
-        from .judge import CURRENT_JUDGE, JudgeError
+        from ..run.judge import CURRENT_JUDGE, JudgeError
 
         judge = CURRENT_JUDGE.get()
         if judge is None:
@@ -102,7 +102,7 @@ class TextMatcher:
 
     def describe(self) -> str:
         if self.kind == "judge":
-            from .judge import CURRENT_JUDGE
+            from ..run.judge import CURRENT_JUDGE
 
             judge = CURRENT_JUDGE.get()
             reason = judge.reason_for(self.value) if judge is not None else None

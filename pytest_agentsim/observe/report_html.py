@@ -13,7 +13,7 @@ Input is deliberately simple so the harness can build it without knowing about H
   arguments, fault bodies, ...); ``failed`` marks the step an assertion failed on (highlighted,
   with an anchor the summary table links to); ``yaml_line`` is the scenario-file line of the
   step that produced or checked the entry. Any object with these attributes is accepted
-  (:class:`TimelineEntryLike`), e.g. ``pytest_agentsim.timeline.TimelineEntry``; an optional
+  (:class:`TimelineEntryLike`), e.g. ``pytest_agentsim.observe.timeline.TimelineEntry``; an optional
   integer ``turn`` attribute adds "turn N" separators.
 * :class:`ScenarioRecord` - one scenario: where it is, how it ended, its timeline, and the
   snapshot diff text if its history snapshot did not match.

@@ -1,7 +1,7 @@
 """The ``agentsim_judge`` fixture: LLM-judge intent checks in Python tests, from cassettes.
 
 ``agentsim_judge.assert_intent(text, "offers a room")`` (or ``.grade(...)`` for the
-:class:`~pytest_agentsim.judge.Verdict`) asks the judge model whether ``text`` fulfils the
+:class:`~pytest_agentsim.run.judge.Verdict`) asks the judge model whether ``text`` fulfils the
 intent. The exchanges live in ``__cassettes__/<test module>/<test name>.yaml`` beside the
 test file: written with ``--agentsim-record``, replayed offline otherwise; a test without
 its cassette is skipped with the command that records it.
@@ -14,16 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from .config import SETTINGS_KEY
-from .judge import IntentJudge
+from ..run.judge import IntentJudge
+from .settings import SETTINGS_KEY
 
 __all__ = ["agentsim_judge"]
 
 
 @pytest.fixture
 def agentsim_judge(request: pytest.FixtureRequest) -> Iterator[IntentJudge]:
-    from .cassette import cassette_path
-    from .judge import open_intent_judge
+    from ..run.cassette import cassette_path
+    from ..run.judge import open_intent_judge
 
     settings = request.config.stash[SETTINGS_KEY]
     node = request.node

@@ -1,7 +1,8 @@
 """Resolve what a scenario runs: ``"package.module:Attr"`` into an agent target.
 
 A target is an ``Agent`` subclass, a factory ``(scenario) -> Agent`` (or one taking no
-arguments), or an ``AgentServer`` (entrypoint mode, see :mod:`pytest_agentsim.entrypoint`).
+arguments), or an ``AgentServer`` (entrypoint mode, see
+:mod:`pytest_agentsim.run.drivers.entrypoint`).
 Modules named by a path relative to the scenario file are loaded from that file under a
 name derived from their path, so two example folders that both hold an ``agent.py`` never
 shadow each other. Never imports pytest.
@@ -19,12 +20,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from .errors import ScenarioError
+from ..errors import ScenarioError
 
 if TYPE_CHECKING:
     from livekit.agents import Agent
 
-    from .loader import Scenario
+    from ..load.loader import Scenario
 
 __all__ = ["AgentTarget", "import_target", "resolve_target"]
 
@@ -146,7 +147,7 @@ def import_target(spec: str, *, origin: Path | None, rootdir: Path | None, where
             obj = getattr(obj, part)
         except AttributeError:
             names = sorted(n for n in dir(module) if not n.startswith("_"))
-            from .errors import did_you_mean
+            from ..errors import did_you_mean
 
             guess = did_you_mean(part, names)
             raise ScenarioError(

@@ -2,7 +2,7 @@
 
 :class:`AgentSim` is the engine behind both the ``agentsim`` fixture and YAML scenarios:
 it builds the session (text or audio), attaches recording outputs, runs turns, keeps the
-:class:`~pytest_agentsim.timeline.TimelineEntry` record, and offers the spoken-fallback
+:class:`~pytest_agentsim.observe.timeline.TimelineEntry` record, and offers the spoken-fallback
 and close assertions. It never imports pytest, so it can be used in any async test.
 """
 
@@ -15,15 +15,15 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
-from .fakes import FakeEvent, FakeLLM, FakeSTT, FakeTTS, Spoken, attach_outputs, make_session
-from .faults import CallScript, Fault
-from .timeline import TimelineEntry, render_transcript
+from ..fakes import FakeEvent, FakeLLM, FakeSTT, FakeTTS, Spoken, attach_outputs, make_session
+from ..faults import CallScript, Fault
+from ..observe.timeline import TimelineEntry, render_transcript
 
 if TYPE_CHECKING:
     from livekit.agents import Agent, AgentSession
     from livekit.agents.voice.run_result import RunResult
 
-    from .transport import InferenceGateway
+    from ..transport import InferenceGateway
 
 __all__ = ["AgentSim", "AgentSimAssertionError", "describe_error"]
 
@@ -387,7 +387,7 @@ class AgentSim:
     @property
     def history(self) -> list[dict[str, Any]]:
         """The session's chat history, normalized for snapshots (stable ids, no timings)."""
-        from .history import normalize_history
+        from ..observe.history import normalize_history
 
         return normalize_history(self.session.history)
 

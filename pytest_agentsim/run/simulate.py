@@ -30,14 +30,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .binding import AgentTarget
 from .cassette import Cassette, ModelProxy
 from .harness import AgentSim, AgentSimAssertionError
 from .judge import Verdict, auth_header, is_inference_model, parse_verdict
 from .runner import ScenarioFailure, ScenarioRun, _Run
+from .target import AgentTarget
 
 if TYPE_CHECKING:
-    from .loader import Scenario
+    from ..load.loader import Scenario
 
 __all__ = [
     "END_MARKER",
@@ -335,7 +335,7 @@ class _Simulation:
 
     # -- entrypoint mode -----------------------------------------------------------------
     async def play_entrypoint(self) -> None:
-        from .entrypoint import EntrypointFailure, FakeJob
+        from .drivers.entrypoint import EntrypointFailure, FakeJob
 
         server = self.target.obj
         try:
@@ -375,7 +375,7 @@ async def run_simulation(
     Raises :class:`~.runner.ScenarioFailure` (a judge fail, a cassette miss, a model error,
     ``on_simulation_end`` vetoing) or ``FileNotFoundError`` (replaying without a cassette).
     """
-    from .fakes import no_backoff
+    from ..fakes import no_backoff
 
     if settings.record:
         cassette = Cassette(path=settings.cassette, scenario=scenario.name)

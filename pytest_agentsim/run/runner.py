@@ -17,18 +17,18 @@ import json
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from .binding import AgentTarget
-from .errors import ScenarioError
-from .fakes import no_backoff
-from .faults import CallScript, Fault
+from ..errors import ScenarioError
+from ..fakes import no_backoff
+from ..faults import CallScript, Fault
+from ..load.script import EventExpectation, SpokenExpectation, ToolMock, Turn
+from ..observe.timeline import TimelineEntry, render_transcript
 from .harness import AgentSim, AgentSimAssertionError
-from .script import EventExpectation, SpokenExpectation, ToolMock, Turn
-from .timeline import TimelineEntry, render_transcript
+from .target import AgentTarget
 
 if TYPE_CHECKING:
     from livekit.agents import Agent, AgentSession
 
-    from .loader import Scenario
+    from ..load.loader import Scenario
 
 __all__ = ["ObservedEvent", "RunSettings", "ScenarioFailure", "ScenarioRun", "run_scenario"]
 
@@ -266,7 +266,7 @@ class _Run:
         from livekit.agents import Agent
         from livekit.agents.voice.run_result import mock_tools
 
-        from .entrypoint import context_tool_mocks, session_tool_mocks
+        from .drivers.entrypoint import context_tool_mocks, session_tool_mocks
 
         table = {m.name: _mock_fn(m) for m in mocks}
         classes = _agent_classes(Agent)
@@ -299,7 +299,7 @@ class _Run:
         await self.play_turns(settings)
 
     # queue_scenario_faults/play_turns: also the steps of entrypoint mode
-    # (pytest_agentsim.entrypoint.play_entrypoint), which starts the session its own way
+    # (pytest_agentsim.run.drivers.entrypoint.play_entrypoint), which starts the session its own way
     def queue_scenario_faults(self) -> None:
         for sf in self.scenario.config.faults:
             self.scripts()[sf.resource].add_fault(sf.fault)
@@ -548,11 +548,11 @@ async def run_scenario(
 
     With ``settings.transport == "gateway"`` the session's LLM is the real
     ``livekit.agents.inference.LLM``, served the same script over HTTP by the fake gateway.
-    ``make_agent`` is a factory or an :class:`~pytest_agentsim.binding.AgentTarget`; a
-    server target runs in entrypoint mode (:mod:`pytest_agentsim.entrypoint`).
+    ``make_agent`` is a factory or an :class:`~pytest_agentsim.run.target.AgentTarget`; a
+    server target runs in entrypoint mode (:mod:`pytest_agentsim.run.drivers.entrypoint`).
     """
     if settings.transport == "gateway" and sim is None:
-        from .transport import InferenceGateway
+        from ..transport import InferenceGateway
 
         async with InferenceGateway() as gateway:
             sim = AgentSim(timeout=settings.timeout, gateway=gateway)
@@ -576,7 +576,7 @@ async def _run_scenario(
     # -- entrypoint mode hook: an AgentServer target runs its own rtc_session entrypoint
     # in a fake job (the logic lives in pytest_agentsim/entrypoint.py)
     if isinstance(make_agent, AgentTarget) and make_agent.kind == "server":
-        from .entrypoint import play_entrypoint
+        from .drivers.entrypoint import play_entrypoint
 
         play = play_entrypoint(run, make_agent, settings)
     else:
@@ -587,7 +587,7 @@ async def _run_scenario(
             raise
         except Exception as e:
             # a bug in the user's agent factory: show their frames, not the event loop's
-            from .entrypoint import describe_exception, user_traceback
+            from .drivers.entrypoint import describe_exception, user_traceback
 
             frames = user_traceback(e)
             raise run.fail(

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from .collect import ScenarioItem, ScenarioYamlFile
-from .config import SETTINGS_KEY, Settings
 from .fixtures import (
     agentsim,
     agentsim_scenario,
@@ -23,8 +22,9 @@ from .fixtures import (
     fake_stt,
     fake_tts,
 )
-from .gateway_fixtures import _agentsim_gateway_running, inference_gateway
-from .judge_fixtures import agentsim_judge
+from .fixtures_gateway import _agentsim_gateway_running, inference_gateway
+from .fixtures_judge import agentsim_judge
+from .settings import SETTINGS_KEY, Settings
 
 __all__ = [
     "_agentsim_gateway_running",

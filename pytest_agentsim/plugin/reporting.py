@@ -1,6 +1,6 @@
 """``--agentsim-report PATH``: one self-contained HTML page for the run's scenarios.
 
-Each scenario item's result becomes a :class:`~pytest_agentsim.report_html.ScenarioRecord`
+Each scenario item's result becomes a :class:`~pytest_agentsim.observe.report_html.ScenarioRecord`
 in ``pytest_runtest_makereport``. Under pytest-xdist every worker dumps its records to
 ``PATH.parts/<worker>.json`` at session end and the controller merges them, so the page is
 the same with and without ``-n``.
@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from .report_html import ScenarioRecord, write_report
-from .timeline import TimelineEntry
+from ..observe.report_html import ScenarioRecord, write_report
+from ..observe.timeline import TimelineEntry
 
 __all__ = ["RECORDS_KEY", "record_report", "write_session_report"]
 

@@ -4,8 +4,8 @@
 way ``python -m livekit.agents console <file> --connect-addr 127.0.0.1:PORT`` starts it,
 and drives it over LiveKit's session protocol exactly as the cloud simulator does:
 
-* **The child.** ``python -m pytest_agentsim._process_shim <file> --connect-addr ...``
-  (:mod:`pytest_agentsim._process_shim`): livekit's own CLI ``main()``, with
+* **The child.** ``python -m pytest_agentsim.run.drivers.shim <file> --connect-addr ...``
+  (:mod:`pytest_agentsim.run.drivers.shim`): livekit's own CLI ``main()``, with
   ``AgentServer.simulate_job`` wrapped so the console job carries the scenario's protojson
   ``SimulationDispatch`` (``lk.simulator.dispatch``; job metadata on 1.6), so
   ``ctx.simulation_context()``, ``userdata()`` and ``on_simulation_end`` behave as in the
@@ -22,7 +22,7 @@ and drives it over LiveKit's session protocol exactly as the cloud simulator doe
   :class:`~pytest_agentsim.transport.InferenceGateway` (``gw.child_env()``), which serves
   each turn's scripted ``llm:`` answers and faults, queued per turn as in the other modes.
   Retry waits in the child cost no wall time (as in-process) unless real timing is asked.
-* **Verdicts.** Each turn's returned items become :class:`~pytest_agentsim.runner.ObservedEvent`
+* **Verdicts.** Each turn's returned items become :class:`~pytest_agentsim.run.runner.ObservedEvent`
   and go through the same ``expect`` checks (``runner._Run.check_expect``). A failed turn
   comes back as a string; what the gateway served during it (a quota fault, say) is read
   from the gateway's own record. After the turns, ``finalize_simulation`` runs the agent's
@@ -56,16 +56,16 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from livekit.agents.voice.remote_session import RemoteSession, TcpSessionTransport
 
-from . import _process_shim as shim
+from ...errors import ScenarioError
+from ...fakes.audio import PlayedSegment, Spoken, SpokenLog
+from ..runner import ObservedEvent, ScenarioFailure, ScenarioRun, _parse_args, _Run
+from . import shim
 from .entrypoint import SCRIPTED_PASS_REASON, dispatch_json
-from .errors import ScenarioError
-from .fakes.audio import PlayedSegment, Spoken, SpokenLog
-from .runner import ObservedEvent, ScenarioFailure, ScenarioRun, _parse_args, _Run
 
 if TYPE_CHECKING:
-    from .loader import Scenario
-    from .runner import RunSettings
-    from .script import Turn
+    from ...load.loader import Scenario
+    from ...load.script import Turn
+    from ..runner import RunSettings
 
 __all__ = [
     "AgentProcess",
@@ -163,14 +163,14 @@ class AgentProcess:
             env[shim.ALLOW_NETWORK_ENV] = "1"
         # the child imports pytest_agentsim (the shim) however the parent found it; the
         # user's own PYTHONPATH keeps precedence
-        package_root = str(Path(__file__).resolve().parent.parent)
+        package_root = str(Path(__file__).resolve().parents[3])
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (env.get("PYTHONPATH", ""), package_root) if p
         )
         argv = [
             sys.executable,
             "-m",
-            "pytest_agentsim._process_shim",
+            "pytest_agentsim.run.drivers.shim",
             str(self.agent_file),
             "--connect-addr",
             f"127.0.0.1:{port}",
@@ -469,7 +469,7 @@ def locate_agent_file(
     import importlib.util
     import inspect
 
-    from .binding import _candidate_files
+    from ..target import _candidate_files
 
     if isinstance(spec, str):
         module_part = spec.partition(":")[0]
@@ -614,7 +614,7 @@ class ProcessStats:
 
 @dataclasses.dataclass
 class ProcessScenarioRun(ScenarioRun):
-    """A :class:`~pytest_agentsim.runner.ScenarioRun` plus what the child did."""
+    """A :class:`~pytest_agentsim.run.runner.ScenarioRun` plus what the child did."""
 
     blocked: list[str] = dataclasses.field(default_factory=list)
     """Non-loopback hosts the agent process tried to reach."""
@@ -845,7 +845,7 @@ class _ProcessPlay:
         self.items_since = []
 
     def history(self) -> list[dict[str, Any]]:
-        from .history import history_from_proto
+        from ...observe.history import history_from_proto
 
         return history_from_proto([*self.history_items, *self.items_since])
 
@@ -998,8 +998,8 @@ async def run_process_scenario(
     Returns a :class:`ProcessScenarioRun`; raises ``ScenarioFailure`` (with the child's
     log tail) or ``ScenarioError``.
     """
-    from .harness import AgentSim
-    from .transport import InferenceGateway
+    from ...transport import InferenceGateway
+    from ..harness import AgentSim
 
     if scenario.config.turns is None:
         raise ScenarioError(

@@ -1,5 +1,5 @@
 """pytest fixtures for the transport-level fake gateway (registered by the main plugin;
-load alone with ``-p pytest_agentsim.gateway_fixtures`` or ``pytest_plugins = [...]``).
+load alone with ``-p pytest_agentsim.plugin.fixtures_gateway`` or ``pytest_plugins = [...]``).
 
 ``inference_gateway`` starts an :class:`~pytest_agentsim.transport.InferenceGateway` for one
 test: respx routes for the LLM URLs, the loopback STT/TTS websocket server,
@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 import pytest
 import pytest_asyncio
 
-from .faults import Fault
+from ..faults import Fault
 
 if TYPE_CHECKING:  # the transport pulls in aiohttp/respx/httpx2: import it only when used
-    from .transport import InferenceGateway
+    from ..transport import InferenceGateway
 
 # Both fixtures must be registered (import the module as a plugin, or import both names
 # into the plugin module): `inference_gateway` depends on `_agentsim_gateway_running`.
@@ -61,7 +61,7 @@ def unused_report(gateway: InferenceGateway) -> str | None:
 
 @pytest_asyncio.fixture
 async def _agentsim_gateway_running() -> AsyncIterator[InferenceGateway]:
-    from .transport import InferenceGateway
+    from ..transport import InferenceGateway
 
     async with InferenceGateway() as gateway:
         yield gateway
