@@ -50,8 +50,8 @@ from livekit.agents import Agent, AgentSession
 
 from pytest_agentsim.fakes import FakeLLM, FakeTTS, no_backoff
 from pytest_agentsim.load.loader import Scenario, load_scenario_file
+from pytest_agentsim.run.api import RunSettings, run_scenario
 from pytest_agentsim.run.harness import AgentSim
-from pytest_agentsim.run.runner import RunSettings, run_scenario
 
 INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
 ANSWER = "Sure, we are open from nine to five, Monday to Friday."
@@ -515,7 +515,8 @@ async def bench_retries(sizes: Sizes, tmp: Path) -> list[Row]:
             if with_faults:
                 fault_times.append(dt)
                 skipped = nb.skipped_seconds
-                calls = len(run.sim.fake_llm.calls)
+                assert isinstance(run.rec, AgentSim)
+                calls = len(run.rec.fake_llm.calls)
             else:
                 clean_times.append(dt)
     f, c = statistics.median(fault_times), statistics.median(clean_times)
@@ -588,8 +589,6 @@ def process_yaml(n_turns: int, mode: str) -> str:
 async def bench_process(sizes: Sizes, tmp: Path) -> list[Row]:
     """Process mode: the child's start-up (spawn to session ready) and the cost of a turn
     (run_input request to its response), in text and in audio mode."""
-    from pytest_agentsim.run.drivers.process import ProcessScenarioRun, run_process_scenario
-
     (tmp / "server.py").write_text(PROCESS_SERVER, encoding="utf-8")
     n = 10
     reps = 1 if sizes is QUICK else 3
@@ -599,12 +598,13 @@ async def bench_process(sizes: Sizes, tmp: Path) -> list[Row]:
         startups: list[float] = []
         turns: list[float] = []
         for _ in range(reps):
-            run = await run_process_scenario(
-                scenario, tmp / "server.py", RunSettings(mode=mode, keep_history=False)
+            run = await run_scenario(
+                scenario,
+                tmp / "server.py",
+                RunSettings(mode=mode, keep_history=False, process=True),
             )
-            assert isinstance(run, ProcessScenarioRun)
-            startups.append(run.stats.startup_seconds or 0.0)
-            turns.extend(run.stats.turn_seconds)
+            startups.append(run.figures["startup_seconds"] or 0.0)
+            turns.extend(run.figures["turn_seconds"])
         start, turn = statistics.median(startups), statistics.median(turns)
         rows.append(
             Row(

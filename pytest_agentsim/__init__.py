@@ -10,15 +10,15 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from . import faults
-from .errors import AgentsimWarning, ScenarioError
-from .load.loader import Scenario, ScenarioFile, load_scenario_file
+from .errors import AgentSimAssertionError, AgentsimWarning, ScenarioError, ScenarioFailure
+from .load.loader import load_scenario_file
+from .load.model import Scenario, ScenarioFile
+from .observe.history import normalize_history
 
 if TYPE_CHECKING:
     from .fakes import FakeLLM, FakeSTT, FakeTTS, RecordingAudioOutput, RecordingTextOutput
-    from .observe.history import normalize_history
-    from .run.harness import AgentSim, AgentSimAssertionError
+    from .run.harness import AgentSim
     from .run.judge import IntentJudge, Verdict
-    from .run.runner import ScenarioFailure
 
 __all__ = [
     "AgentSim",
@@ -47,9 +47,6 @@ _LAZY = {
     "RecordingAudioOutput": "fakes",
     "RecordingTextOutput": "fakes",
     "AgentSim": "run.harness",
-    "AgentSimAssertionError": "run.harness",
-    "normalize_history": "observe.history",
-    "ScenarioFailure": "run.runner",
     "IntentJudge": "run.judge",
     "Verdict": "run.judge",
 }

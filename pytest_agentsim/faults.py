@@ -180,14 +180,23 @@ class CallScript(Generic[T]):
             self._queue.append(fault)
             self._remaining[id(fault)] = fault.times
 
-    def has_next(self) -> bool:
-        """Whether the next call would get a scripted answer or fault (not exhaustion)."""
-        n = self.calls + 1
+    def _scheduled_for(self, n: int) -> Fault | None:
         for fault in self._scheduled:
             assert fault.on_call is not None
             if n >= fault.on_call and (fault.times is None or n < fault.on_call + fault.times):
-                return True
-        return bool(self._queue)
+                return fault
+        return None
+
+    def has_next(self) -> bool:
+        """Whether the next call would get a scripted answer or fault (not exhaustion)."""
+        return self._scheduled_for(self.calls + 1) is not None or bool(self._queue)
+
+    def peek(self) -> T | Fault | None:
+        """What :meth:`next` would return, without consuming it (None: nothing scripted)."""
+        fault = self._scheduled_for(self.calls + 1)
+        if fault is not None:
+            return fault
+        return self._queue[0] if self._queue else None
 
     def next(self) -> T | Fault:
         """The answer for the next call; raises :class:`ScriptExhausted` if none."""
@@ -200,11 +209,10 @@ class CallScript(Generic[T]):
     def _next(self) -> T | Fault:
         self.calls += 1
         n = self.calls
-        for fault in self._scheduled:
-            assert fault.on_call is not None
-            if n >= fault.on_call and (fault.times is None or n < fault.on_call + fault.times):
-                self.fired.append((n, fault))
-                return fault
+        fault = self._scheduled_for(n)
+        if fault is not None:
+            self.fired.append((n, fault))
+            return fault
         if not self._queue:
             raise ScriptExhausted(f"call {n} has no scripted answer")
         head = self._queue[0]

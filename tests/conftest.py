@@ -3,23 +3,14 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-# In-process pytester restores sys.modules after every inner run; numpy (under livekit)
-# cannot be imported twice in one process, so the heavy modules are imported up front. The
-# plugin's lazily imported modules too: each re-import is assertion-rewritten again, deep
-# in a running scenario, where CPython 3.11.7 can fail `compile` with "AST constructor
-# recursion depth mismatch".
-import httpcore2  # noqa: F401 - httpx2 caches its exception map from the first copy it sees
+# In-process pytester restores sys.modules after every inner run, so a library an inner run
+# imports first is imported again by the next one. Two cannot be: numpy (under livekit)
+# refuses a second import, and httpx2 caches its exception map from the first httpcore2
+# it sees. The plugin needs nothing here: its engine loads at one boundary, and the test
+# modules import it up front.
+import httpcore2  # noqa: F401
 import livekit.agents  # noqa: F401
 import pytest
-
-import pytest_agentsim.observe.history
-import pytest_agentsim.plugin.snapshot
-import pytest_agentsim.run.drivers.entrypoint
-import pytest_agentsim.run.drivers.process
-import pytest_agentsim.run.harness
-import pytest_agentsim.run.runner
-import pytest_agentsim.run.simulate
-import pytest_agentsim.transport  # noqa: F401 - respx mocker classes must register once
 
 pytest_plugins = ["pytester"]
 

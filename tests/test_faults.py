@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from pytest_agentsim import faults
-from pytest_agentsim.run.harness import AgentSim, AgentSimAssertionError
+from pytest_agentsim.errors import AgentSimAssertionError
+from pytest_agentsim.run.harness import AgentSim
 
 from .conftest import AGENTS_PY
 
@@ -288,26 +289,21 @@ async def test_python_api_fallback_passes_and_fails() -> None:
 
 def test_fallback_after_close_is_not_heard() -> None:
     from pytest_agentsim.fakes import Spoken
-    from pytest_agentsim.observe.timeline import TimelineEntry
+    from pytest_agentsim.fakes.audio import SpokenLog
 
     class Closed:
         reason = "error"
         error = None
 
     sim = AgentSim()
-
-    class Outputs:
-        def __init__(self) -> None:
-            self.spoken = [Spoken("Sorry, temporarily unavailable", "text", False, 0, None)]
-
-    sim._outputs = Outputs()
-    sim._on_close(Closed())
-    sim.timeline.append(TimelineEntry("spoken", "x", {"source": "text", "index": 0}))
+    heard = SpokenLog()
+    sim.listen_to(heard)
+    sim.record_close(Closed())
+    heard.add(Spoken("Sorry, temporarily unavailable", "text", False, 0, None))
     with pytest.raises(AgentSimAssertionError, match="only after the session closed"):
         sim.assert_spoken_before_close("temporarily unavailable")
-    sim.timeline.clear()
-    sim._close_index = None
-    sim.close_event = None
-    sim._on_close(Closed())
+    silent = AgentSim()
+    silent.listen_to(SpokenLog())
+    silent.record_close(Closed())
     with pytest.raises(AgentSimAssertionError, match="went silent"):
-        sim.assert_spoken_before_close("temporarily unavailable")
+        silent.assert_spoken_before_close("temporarily unavailable")

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from pytest_agentsim.run.cassette import Cassette, redact
-from pytest_agentsim.run.simulate import parse_verdict
+from pytest_agentsim.run.judge import parse_verdict
 
 Write = Callable[[str, str], Path]
 

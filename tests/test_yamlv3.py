@@ -12,7 +12,6 @@ import pytest
 import yaml
 import yaml.scanner
 
-from pytest_agentsim.load import yamlv3
 from pytest_agentsim.load.yamlv3 import (
     MAP_TAG,
     MAX_DEPTH,
@@ -24,6 +23,7 @@ from pytest_agentsim.load.yamlv3 import (
     GoTime,
     YamlError,
     compose,
+    composer,
     decode,
     go_json,
     scalar_text,
@@ -633,13 +633,13 @@ def test_very_deep_nesting_is_our_error_whatever_the_parser(use_libyaml: bool, t
 def test_a_c_parser_limit_in_any_wording_becomes_ours(monkeypatch: pytest.MonkeyPatch) -> None:
     """Whatever a future libyaml says when it gives up on depth, the pure parser's count
     decides: the message does not depend on the C library's text."""
-    real = yamlv3._CPARSER
+    real = composer.CPARSER
 
     class Limited(real):  # type: ignore[misc, valid-type]
         def get_event(self) -> Any:
             raise yaml.scanner.ScannerError(problem="some new wording", problem_mark=None)
 
-    monkeypatch.setattr(yamlv3, "_CPARSER", Limited)
+    monkeypatch.setattr(composer, "CPARSER", Limited)
     err = compose_error("[" * 500, use_libyaml=True)
     assert err.message == f"the YAML nests deeper than {MAX_DEPTH} levels"
     # a C-parser error on a shallow file stays the C parser's own (translated) error

@@ -378,7 +378,8 @@ class SpokenLog:
         """Call ``fn(spoken)`` when an item reaches the user (text flushed / audio played)."""
         self._listeners.append(fn)
 
-    def _add(self, item: Spoken) -> None:
+    def add(self, item: Spoken) -> None:
+        """``item`` reached the user."""
         self.spoken.append(item)
         for fn in list(self._listeners):
             fn(item)
@@ -418,9 +419,7 @@ class Outputs(SpokenLog):
     def _on_text(self, kind: str, seg: TextSegment) -> None:
         if self.audio is None:
             if kind == "done" and seg.text:
-                self._add(
-                    Spoken(seg.text, "text", seg.interrupted, len(self.spoken), seg.speech_id)
-                )
+                self.add(Spoken(seg.text, "text", seg.interrupted, len(self.spoken), seg.speech_id))
             return
         if kind == "started":
             audio_seg = next((a for a in self._waiting if a.speech_id == seg.speech_id), None)
@@ -460,7 +459,7 @@ class Outputs(SpokenLog):
         if seg in self._waiting:
             self._waiting.remove(seg)
         seg.full_text = self._text_for(seg)
-        self._add(
+        self.add(
             Spoken(seg.text or "", seg.source, seg.interrupted, len(self.spoken), seg.speech_id)
         )
 

@@ -10,28 +10,21 @@ It never imports pytest.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 import stat
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import yaml
 
 from ..errors import ScenarioError, did_you_mean
-from .script import (
-    AgentsimConfig,
-    complex_key,
-    line_of,
-    mapping_pairs,
-    merge_configs,
-    parse_agentsim_block,
-)
-from .yamlv3 import MAP_TAG, YamlError, compose_document, is_null, scalar_text, userdata_json
+from .block import parse_agentsim_block
+from .model import AgentsimConfig, FileWarning, Scenario, ScenarioFile, merge_configs
+from .nodes import Ctx, kind_of, line_of, mapping_pairs, no_complex_keys, text_of
+from .yamlv3 import MAP_TAG, YamlError, compose_document, is_null, userdata_json
 
 if TYPE_CHECKING:
-    from livekit.protocol.agent_simulation import Scenario as ScenarioProto
+    pass
 
 __all__ = ["MAX_FILE_BYTES", "Scenario", "ScenarioFile", "load_scenario_file"]
 
@@ -47,101 +40,6 @@ SCENARIO_KEYS = (
 )
 # Real files are a few hundred KiB at most; refuse anything that would stall collection.
 MAX_FILE_BYTES = 16 * 1024 * 1024
-
-
-@dataclasses.dataclass(frozen=True)
-class FileWarning:
-    message: str
-    line: int | None
-
-
-@dataclasses.dataclass(eq=False)
-class Scenario:
-    """One scenario as the cloud receives it, plus its local ``agentsim`` script."""
-
-    path: Path
-    index: int
-    line: int
-    label: str
-    id: str
-    instructions: str
-    agent_expectations: str
-    tags: dict[str, str]
-    userdata_json: str
-    config: AgentsimConfig
-    name: str  # the pytest item name: id or label, disambiguated within the file
-
-    @property
-    def userdata(self) -> dict[str, Any]:
-        """What ``SimulationContext.userdata()`` returns in the cloud (``{}`` if empty)."""
-        if not self.userdata_json:
-            return {}
-        data: dict[str, Any] = json.loads(self.userdata_json)
-        return data
-
-    @property
-    def scripted(self) -> bool:
-        """True when the scenario has ``agentsim.turns`` (else it is a simulated scenario)."""
-        return self.config.turns is not None
-
-    def to_proto(self) -> ScenarioProto:
-        """The ``livekit.protocol.agent_simulation.Scenario`` the CLI would send.
-
-        ``lk agent simulate`` decodes only label, instructions, agent_expectations, tags and
-        userdata (its scenario struct has no ``id``), so ``id`` stays empty here too; the
-        scenario's own ``id`` only names the pytest item.
-        """
-        from livekit.protocol.agent_simulation import Scenario as ScenarioProto
-
-        return ScenarioProto(
-            label=self.label,
-            instructions=self.instructions,
-            agent_expectations=self.agent_expectations,
-            tags=dict(self.tags),
-            userdata=self.userdata_json,
-        )
-
-    def __repr__(self) -> str:
-        return f"<Scenario {self.name!r} {self.path.name}:{self.line}>"
-
-
-@dataclasses.dataclass(eq=False)
-class ScenarioFile:
-    path: Path
-    name: str
-    id: str
-    scenarios: list[Scenario]
-    config: AgentsimConfig
-    warnings: list[FileWarning]
-
-    def by_label(self, label: str) -> Scenario:
-        for s in self.scenarios:
-            if label in (s.label, s.name, s.id):
-                return s
-        labels = ", ".join(repr(s.label) for s in self.scenarios)
-        raise ScenarioError(
-            f"no scenario labelled {label!r}", path=self.path, fix=f"pick one of: {labels}"
-        )
-
-
-def _err(path: Path, node: yaml.Node | None, message: str, fix: str | None = None) -> ScenarioError:
-    return ScenarioError(message, path=path, line=line_of(node), fix=fix)
-
-
-def _kind(node: yaml.Node) -> str:
-    if isinstance(node, yaml.MappingNode):
-        return "a mapping"
-    if isinstance(node, yaml.SequenceNode):
-        return "a list"
-    shown = node.value if len(node.value) <= 40 else node.value[:37] + "..."
-    return f"the scalar {shown!r}"
-
-
-def _text(path: Path, node: yaml.Node, what: str) -> str:
-    try:
-        return scalar_text(node, what)
-    except YamlError as e:
-        raise _err(path, node, e.message, e.fix) from None
 
 
 def _typo_warning(
@@ -194,7 +92,7 @@ def _optional_id(path: Path, node: yaml.Node | None, warnings: list[FileWarning]
     if node is None:
         return ""
     if isinstance(node, yaml.ScalarNode):
-        return _text(path, node, "id")
+        return text_of(Ctx(path), node, "id")
     warnings.append(
         FileWarning(
             "`id` is not a string, so it is ignored (the item is named by its label)", line_of(node)
@@ -225,38 +123,23 @@ def load_scenario_file(path: str | Path) -> ScenarioFile:
     return loaded
 
 
-def _no_complex_keys(path: Path, node: yaml.MappingNode, where: str) -> None:
-    bad = complex_key(node)
-    if bad is not None:
-        kind, tag = ("mapping", "map") if isinstance(bad, yaml.MappingNode) else ("list", "seq")
-        raise _err(
-            path,
-            bad,
-            f"a {kind} cannot be a key in {where} (lk agent simulate fails with "
-            f'"cannot unmarshal !!{tag} into string")',
-            "keys are plain names; check for a stray `?` or for `{`/`[` at the start of a key",
-        )
-
-
 def _load(path: Path, root: yaml.Node) -> ScenarioFile:
     example = "name: My agent\nscenarios:\n  - label: ...\n    instructions: ..."
     if not isinstance(root, yaml.MappingNode):
         if is_null(root):
-            raise _err(
-                path,
+            raise Ctx(path).error(
                 root,
                 "the file holds only null: no `name`, no `scenarios`",
                 f"start the file like:\n{example}",
             )
-        raise _err(
-            path,
+        raise Ctx(path).error(
             root,
-            f"a scenario file must be a mapping with `name` and `scenarios`, got {_kind(root)}",
+            f"a scenario file must be a mapping with `name` and `scenarios`, got {kind_of(root)}",
             f"start the file like:\n{example}",
         )
     warnings: list[FileWarning] = []
     top: dict[str, yaml.Node] = {}
-    _no_complex_keys(path, root, "the file")
+    no_complex_keys(Ctx(path), root, "the file", cli_fails=True)
     typos: dict[str, yaml.Node] = {}
     for k, v in mapping_pairs(root):
         if k.value in FILE_KEYS:
@@ -264,7 +147,7 @@ def _load(path: Path, root: yaml.Node) -> ScenarioFile:
         elif (w := _typo_warning(k.value, FILE_KEYS, "the file", line_of(k))) is not None:
             warnings.append(w)
             typos[k.value] = k
-    name = _text(path, top["name"], "name") if "name" in top else ""
+    name = text_of(Ctx(path), top["name"], "name") if "name" in top else ""
     file_id = _optional_id(path, top.get("id"), warnings)
     file_cfg = (
         parse_agentsim_block(top["agentsim"], path, level="file")
@@ -276,29 +159,25 @@ def _load(path: Path, root: yaml.Node) -> ScenarioFile:
             (k for t, k in typos.items() if did_you_mean(t, FILE_KEYS) == "scenarios"), None
         )
         if typo is not None:
-            raise _err(
-                path,
+            raise Ctx(path).error(
                 typo,
                 f"the file has no `scenarios` list (is {typo.value!r} a typo?)",
                 f"rename {typo.value!r} to `scenarios`",
             )
-        raise _err(
-            path,
+        raise Ctx(path).error(
             root,
             "the file has no `scenarios` list",
             "add `scenarios:` with at least one `- label: ...` entry",
         )
     snode = top["scenarios"]
     if not isinstance(snode, yaml.SequenceNode) and not is_null(snode):
-        raise _err(
-            path,
+        raise Ctx(path).error(
             snode,
-            f"`scenarios` must be a list of scenarios, got {_kind(snode)}",
+            f"`scenarios` must be a list of scenarios, got {kind_of(snode)}",
             "write each scenario as a `- label: ...` item",
         )
     if not isinstance(snode, yaml.SequenceNode) or not snode.value:
-        raise _err(
-            path,
+        raise Ctx(path).error(
             snode,
             "`scenarios` is empty (lk agent simulate would upload your "
             "source instead of running scenarios)",
@@ -335,14 +214,13 @@ def _scenario(
         # yaml.v3 appends a zero scenario for a null item: an empty one, as `- {}` is
         node = yaml.MappingNode(MAP_TAG, [], node.start_mark, node.end_mark)
     if not isinstance(node, yaml.MappingNode):
-        raise _err(
-            path,
+        raise Ctx(path).error(
             node,
-            f"scenario {index + 1} must be a mapping, got {_kind(node)}",
+            f"scenario {index + 1} must be a mapping, got {kind_of(node)}",
             "write it as `- label: ...` with instructions and agent_expectations",
         )
     keys: dict[str, yaml.Node] = {}
-    _no_complex_keys(path, node, f"scenario {index + 1}")
+    no_complex_keys(Ctx(path), node, f"scenario {index + 1}", cli_fails=True)
     for k, v in mapping_pairs(node):
         if k.value in SCENARIO_KEYS:
             keys[k.value] = v
@@ -351,7 +229,7 @@ def _scenario(
         ) is not None:
             warnings.append(w)
     fields = {
-        f: _text(path, keys[f], f) if f in keys else ""
+        f: text_of(Ctx(path), keys[f], f) if f in keys else ""
         for f in ("label", "instructions", "agent_expectations")
     }
     fields["id"] = _optional_id(path, keys.get("id"), warnings)
@@ -359,17 +237,16 @@ def _scenario(
     if "tags" in keys:
         tnode = keys["tags"]
         if isinstance(tnode, yaml.MappingNode):
-            _no_complex_keys(path, tnode, "tags")
+            no_complex_keys(Ctx(path), tnode, "tags", cli_fails=True)
             for k, v in mapping_pairs(tnode):
-                name = _text(path, k, "a tag name")
-                value = _text(path, v, f"tag {k.value!r}")
+                name = text_of(Ctx(path), k, "a tag name")
+                value = text_of(Ctx(path), v, f"tag {k.value!r}")
                 if not is_null(k):  # yaml.v3 cannot set a null key in a map[string]string
                     tags[name] = value
         elif not is_null(tnode):
-            raise _err(
-                path,
+            raise Ctx(path).error(
                 tnode,
-                f"`tags` must be a mapping of names to values, got {_kind(tnode)}",
+                f"`tags` must be a mapping of names to values, got {kind_of(tnode)}",
                 "e.g. tags: {feature: booking}",
             )
     try:

@@ -1,8 +1,8 @@
 """pytest entry point (``pytest11: agentsim``): options, ini keys, markers, collection hooks.
 
-Kept thin on purpose: the engine (loader, fakes, harness, runner) never imports pytest,
-and nothing here imports livekit at load time, so a pytest run that does not use the
-plugin pays nothing for it (``import livekit.agents`` costs ~2 s).
+Kept thin on purpose: the engine (:mod:`pytest_agentsim.run`) never imports pytest, and
+the plugin loads it (and so livekit) only when a scenario or fixture runs, so a pytest run
+that does not use the plugin pays nothing for it (``import livekit.agents`` costs ~2 s).
 """
 
 from __future__ import annotations
@@ -17,25 +17,27 @@ import pytest
 from .collect import ScenarioItem, ScenarioYamlFile
 from .fixtures import (
     agentsim,
+    agentsim_judge,
     agentsim_scenario,
     fake_llm,
     fake_stt,
     fake_tts,
 )
-from .fixtures_gateway import _agentsim_gateway_running, inference_gateway
-from .fixtures_judge import agentsim_judge
+from .reporting import record_report, write_session_report
 from .settings import SETTINGS_KEY, Settings
+from .snapshot import ignore_scenario_snapshots
 
 __all__ = [
-    "_agentsim_gateway_running",
     "agentsim",
     "agentsim_judge",
     "agentsim_scenario",
     "fake_llm",
     "fake_stt",
     "fake_tts",
-    "inference_gateway",
 ]
+
+# the gateway fixtures are a plugin of their own (loadable alone with -p)
+pytest_plugins = ["pytest_agentsim.plugin.fixtures_gateway"]
 
 DEFAULT_PATTERNS = [
     "scenarios.yaml",
@@ -201,8 +203,6 @@ def pytest_configure(config: pytest.Config) -> None:
     if not settings.enabled:
         # without --agentsim, scenario snapshots have no items: keep syrupy from reporting
         # them as unused (or deleting them on --snapshot-update)
-        from .snapshot import ignore_scenario_snapshots
-
         ignore_scenario_snapshots(config.option)
 
 
@@ -245,8 +245,6 @@ def pytest_runtest_makereport(
     if item.config.getoption("--agentsim-report") and (
         call.when == "call" or (call.when == "setup" and not report.passed)
     ):
-        from .reporting import record_report
-
         record_report(item, report, item.timeline())
     return report
 
@@ -254,8 +252,6 @@ def pytest_runtest_makereport(
 def pytest_sessionfinish(session: pytest.Session) -> None:
     path = session.config.getoption("--agentsim-report")
     if path:
-        from .reporting import write_session_report
-
         written = write_session_report(session.config, Path(path))
         if written is not None:
             reporter = session.config.pluginmanager.get_plugin("terminalreporter")

@@ -2,7 +2,8 @@
 
 Items are ``pytest.Function`` subclasses (not bare ``pytest.Item``) so fixtures, ``-k``,
 ``-m``, autouse fixtures and syrupy's ``snapshot`` work on them; their test function is
-the module-level :func:`run_scenario_item`.
+the module-level :func:`run_scenario_item`. The engine (:mod:`pytest_agentsim.run.api`,
+which imports livekit) is loaded only when an item runs.
 """
 
 from __future__ import annotations
@@ -10,27 +11,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..errors import AgentsimWarning, ScenarioError
-from ..load.loader import Scenario, load_scenario_file
-from .settings import SETTINGS_KEY
+from ..errors import AgentsimError, AgentsimWarning, ScenarioError, ScenarioFailure
+from ..load.loader import load_scenario_file
+from ..load.model import Scenario
+from ..observe.timeline import TimelineEntry, render_transcript
+from .settings import SETTINGS_KEY, resolved_mode, resolved_timeout, run_settings, snapshot_on
+from .snapshot import HistorySnapshotMismatch, assert_history_snapshot
 
 if TYPE_CHECKING:
     from _pytest._code.code import TerminalRepr
 
-    from ..observe.timeline import TimelineEntry
-    from ..run.target import AgentTarget
-    from ..transport.offline import NetworkGuard
+    from ..run.api import NetworkGuard, ScenarioRun
 
-
-__all__ = ["ScenarioItem", "ScenarioYamlFile", "run_scenario_item"]
-
-T = TypeVar("T")
+__all__ = ["ScenarioItem", "ScenarioYamlFile", "network_report", "run_scenario_item"]
 
 _TRANSCRIPT_KEY = pytest.StashKey[str]()
 TIMELINE_KEY: pytest.StashKey[list[TimelineEntry]] = pytest.StashKey()
@@ -43,20 +42,12 @@ class ScenarioYamlFile(pytest.File):
         try:
             loaded = load_scenario_file(self.path)
         except ScenarioError as e:
-            raise self.CollectError(str(relative_to_invocation(e, self.config))) from None
+            raise self.CollectError(e.render(self.config.invocation_params.dir)) from None
         for w in loaded.warnings:
             warnings.warn_explicit(
                 w.message, AgentsimWarning, filename=str(self.path), lineno=w.line or 1
             )
         return [ScenarioItem.from_scenario(self, s) for s in loaded.scenarios]
-
-
-def relative_to_invocation(err: ScenarioError, config: pytest.Config) -> ScenarioError:
-    """Report paths as the user typed them (relative to where pytest was started)."""
-    if err.path is not None:
-        with contextlib.suppress(ValueError):
-            err.path = err.path.resolve().relative_to(config.invocation_params.dir.resolve())
-    return err
 
 
 def network_report(blocked: list[str]) -> str:
@@ -109,9 +100,7 @@ class ScenarioItem(pytest.Function):
             self.user_properties.append(("scenario_id", s.id))
         for k, v in s.tags.items():
             self.user_properties.append((f"tag.{k}", v))
-        settings = self.config.stash[SETTINGS_KEY]
-        mode = settings.mode if settings.mode_from_cli else (s.config.mode or settings.mode)
-        self.user_properties.append(("mode", mode))
+        self.user_properties.append(("mode", resolved_mode(self.config.stash[SETTINGS_KEY], s)))
         if s.config.faults:
             self.user_properties.append(
                 ("faults", ", ".join(f.fault.describe() for f in s.config.faults))
@@ -126,24 +115,15 @@ class ScenarioItem(pytest.Function):
     def repr_failure(  # type: ignore[override]
         self, excinfo: pytest.ExceptionInfo[BaseException]
     ) -> str | TerminalRepr:
-        from ..run.harness import AgentSimAssertionError
-        from ..run.judge import JudgeError
-        from ..run.runner import ScenarioFailure
-        from .snapshot import HistorySnapshotMismatch
-
         err = excinfo.value
-        if isinstance(err, ScenarioFailure):
-            return f"{err.headline()}\n(transcript below, in 'agentsim transcript')"
-        if isinstance(err, ScenarioError):
-            return str(relative_to_invocation(err, self.config))
-        if isinstance(err, AgentSimAssertionError | HistorySnapshotMismatch | JudgeError):
-            return str(err)
+        if isinstance(err, AgentsimError):
+            return err.render(self.config.invocation_params.dir)
         return super().repr_failure(excinfo)
 
     # -- running -----------------------------------------------------------------------
     def run(self, request: pytest.FixtureRequest) -> None:
         __tracebackhide__ = True
-        from ..run.runner import RunSettings, ScenarioFailure, run_scenario
+        from ..run import api as engine
 
         s = self.scenario
         settings = self.config.stash[SETTINGS_KEY]
@@ -152,66 +132,46 @@ class ScenarioItem(pytest.Function):
         if not s.scripted:
             self.run_simulated(request)
             return
-        # process mode: the AgentServer file in a child process (pytest_agentsim/process.py)
-        process = bool(s.config.process or settings.process)
-        target: Any = self._agent_file(request) if process else self._target(request)
-        run_settings = RunSettings(
-            mode=settings.mode if settings.mode_from_cli else (s.config.mode or settings.mode),
-            timeout=settings.timeout
-            if settings.timeout_from_cli
-            else (s.config.timeout or settings.timeout),
-            allow_unused=bool(s.config.allow_unused)
-            or self.get_closest_marker("agentsim_allow_unused") is not None,
-            real_timing=settings.real_timing,
-            transport=settings.transport or s.config.transport or "fake",
-            keep_history=bool(
-                s.config.snapshot if s.config.snapshot is not None else settings.snapshot
-            ),
+        resolved = run_settings(
+            settings, s, allow_unused=self.get_closest_marker("agentsim_allow_unused") is not None
         )
-        from ..observe.timeline import render_transcript
-        from ..run.judge import uses_judge
-        from ..transport.offline import block_network
-
+        # process mode: the AgentServer file in a child process (the child imports it)
+        target: Any = (
+            self._resolve(request, engine.locate_agent_file)
+            if resolved.process
+            else self._resolve(request, engine.resolve_target)
+        )
         # `message: {judge: ...}` matchers: recording asks the judge's real endpoint
-        judging = uses_judge(s.config.turns)
+        judging = s.uses_judge
         offline = not settings.allow_network and not (judging and settings.record)
-        guard = block_network() if offline else None
-        with self._guarded(guard), self._intent_judge(judging):
-            if process:
-                from ..run.drivers.process import run_process_scenario
-
-                run = asyncio.run(
-                    run_process_scenario(
-                        s, target, run_settings, allow_network=settings.allow_network
-                    )
-                )
-            else:
-                run = asyncio.run(run_scenario(s, target, run_settings))
-        self.stash[TIMELINE_KEY] = run.timeline
-        transcript = render_transcript(run.timeline)
-        self.stash[_TRANSCRIPT_KEY] = transcript
-        blocked = [*(guard.blocked if guard is not None else ()), *getattr(run, "blocked", ())]
+        guard = engine.block_network() if offline else None
+        with self._guarded(guard), self._intent_judge(judging) as judge:
+            run = asyncio.run(engine.run_scenario(s, target, resolved, judge=judge))
+        self._keep(run)
+        blocked = [*(guard.blocked if guard is not None else ()), *run.blocked]
         if blocked:
-            raise ScenarioFailure(network_report(blocked), location=None, transcript=transcript)
-        snapshot_on = s.config.snapshot if s.config.snapshot is not None else settings.snapshot
-        if snapshot_on and run.history is not None:
-            from .snapshot import HistorySnapshotMismatch, assert_history_snapshot
-
+            raise ScenarioFailure(
+                network_report(blocked), location=None, transcript=self.transcript() or ""
+            )
+        if snapshot_on(settings, s) and run.history is not None:
             try:
                 assert_history_snapshot(request.getfixturevalue("snapshot"), run.history)
             except HistorySnapshotMismatch as e:
                 self.snapshot_diff = e.diff  # for the HTML report
                 raise
 
+    def _keep(self, run: ScenarioRun) -> None:
+        self.stash[TIMELINE_KEY] = run.timeline
+        self.stash[_TRANSCRIPT_KEY] = render_transcript(run.timeline)
+
     @contextlib.contextmanager
-    def _intent_judge(self, judging: bool) -> Iterator[None]:
+    def _intent_judge(self, judging: bool) -> Iterator[Any]:
         """The LLM judge for `message: {judge: ...}` matchers, from the scenario's cassette."""
         if not judging:
-            yield
+            yield None
             return
-        from ..run.judge import CURRENT_JUDGE, open_intent_judge
+        from ..run import api as engine
 
-        s = self.scenario
         settings = self.config.stash[SETTINGS_KEY]
         path, rerecord = self._cassette()
         if not settings.record and not path.is_file():
@@ -219,27 +179,25 @@ class ScenarioItem(pytest.Function):
                 f"scenario uses `judge` matchers but has no cassette ({self._shown(path)}): "
                 f"record the judge's verdicts with `{rerecord}`"
             )
-        judge = open_intent_judge(
+        judge = engine.open_intent_judge(
             path=path,
-            name=s.name,
+            name=self.scenario.name,
             record=settings.record,
             judge_model=settings.judge_model,
             model_base_url=settings.model_base_url,
             rerecord=rerecord,
         )
-        token = CURRENT_JUDGE.set(judge)
         try:
-            yield
+            yield judge
         finally:
-            CURRENT_JUDGE.reset(token)
             if settings.record:
                 judge.cassette.save()
 
     def _cassette(self) -> tuple[Path, str]:
         """This scenario's cassette and the command that (re)records it."""
-        from ..run.cassette import cassette_path
+        from ..run import api as engine
 
-        path = cassette_path(self.scenario.path, self.scenario.name)
+        path = engine.cassette_path(self.scenario.path, self.scenario.name)
         return path, f'pytest --agentsim --agentsim-record "{self.nodeid}"'
 
     def _shown(self, path: Path) -> Path:
@@ -252,8 +210,6 @@ class ScenarioItem(pytest.Function):
     def _guarded(self, guard: NetworkGuard | None) -> Iterator[None]:
         """Run under the offline guard; keep a failure's transcript for the report and
         name any blocked network attempt in it."""
-        from ..run.runner import ScenarioFailure
-
         try:
             with guard if guard is not None else contextlib.nullcontext():
                 yield
@@ -272,10 +228,7 @@ class ScenarioItem(pytest.Function):
     def run_simulated(self, request: pytest.FixtureRequest) -> None:
         """A scenario without turns: simulated user and judge, from its cassette."""
         __tracebackhide__ = True
-        from ..observe.timeline import render_transcript
-        from ..run.runner import ScenarioFailure
-        from ..run.simulate import SimulationSettings, run_simulation
-        from ..transport.offline import block_network
+        from ..run import api as engine
 
         s = self.scenario
         settings = self.config.stash[SETTINGS_KEY]
@@ -287,8 +240,8 @@ class ScenarioItem(pytest.Function):
                 f"one against the real models with `{rerecord}` (or add "
                 "`agentsim: {turns: [...]}` to script it)"
             )
-        target = self._target(request)
-        sim_settings = SimulationSettings(
+        target = self._resolve(request, engine.resolve_target)
+        sim_settings = engine.SimulationSettings(
             cassette=path,
             rerecord=rerecord,
             agent_model=settings.model,
@@ -297,25 +250,21 @@ class ScenarioItem(pytest.Function):
             max_turns=settings.max_turns,
             record=settings.record,
             model_base_url=settings.model_base_url,
-            timeout=settings.timeout
-            if settings.timeout_from_cli
-            else (s.config.timeout or settings.timeout),
+            timeout=resolved_timeout(settings, s),
         )
         # recording talks to the real models (through a loopback proxy); a replay must
         # not leave the machine
         offline = not settings.allow_network and not settings.record
-        guard = block_network() if offline else None
+        guard = engine.block_network() if offline else None
         with self._guarded(guard):
-            run, verdict = asyncio.run(run_simulation(s, target, sim_settings))
+            run, verdict = asyncio.run(engine.run_simulation(s, target, sim_settings))
         if verdict is not None:
             self.user_properties.append(("judge_verdict", "pass" if verdict.passed else "fail"))
             self.user_properties.append(("judge_reason", verdict.reason))
-        self.stash[TIMELINE_KEY] = run.timeline
-        transcript = render_transcript(run.timeline)
-        self.stash[_TRANSCRIPT_KEY] = transcript
+        self._keep(run)
         if guard is not None and guard.blocked:
             raise ScenarioFailure(
-                network_report(guard.blocked), location=None, transcript=transcript
+                network_report(guard.blocked), location=None, transcript=self.transcript() or ""
             )
 
     def _agent_spec(self, request: pytest.FixtureRequest) -> tuple[Any, Path | None, str, bool]:
@@ -342,7 +291,7 @@ class ScenarioItem(pytest.Function):
             ) from None
         return value, s.path, "agentsim_agent fixture", False
 
-    def _resolve(self, request: pytest.FixtureRequest, resolver: Callable[..., T]) -> T:
+    def _resolve(self, request: pytest.FixtureRequest, resolver: Any) -> Any:
         spec, origin, where, from_yaml = self._agent_spec(request)
         try:
             return resolver(spec, origin=origin, rootdir=self.config.rootpath, where=where)
@@ -354,15 +303,3 @@ class ScenarioItem(pytest.Function):
             raise ScenarioError(
                 e.message, path=s.path, line=s.config.agent_line, fix=e.fix
             ) from None
-
-    def _agent_file(self, request: pytest.FixtureRequest) -> Path:
-        """Process mode: the agent's file, found as :meth:`_target` finds the agent, but
-        not imported here (the child imports it)."""
-        from ..run.drivers.process import locate_agent_file
-
-        return self._resolve(request, locate_agent_file)
-
-    def _target(self, request: pytest.FixtureRequest) -> AgentTarget:
-        from ..run.target import resolve_target
-
-        return self._resolve(request, resolve_target)

@@ -1,8 +1,8 @@
-"""Fixtures: ``fake_llm``, ``fake_tts``, ``fake_stt``, the ``agentsim`` harness and
-``agentsim_scenario``.
+"""Fixtures: ``fake_llm``, ``fake_tts``, ``fake_stt``, the ``agentsim`` harness,
+``agentsim_scenario`` and ``agentsim_judge``.
 
-livekit is imported inside the fixtures, never at module import, so loading the plugin
-stays free for runs that do not use it.
+The engine (which imports livekit) is loaded inside the fixtures, never at module import,
+so loading the plugin stays free for runs that do not use it.
 """
 
 from __future__ import annotations
@@ -15,12 +15,16 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import pytest_asyncio
 
-if TYPE_CHECKING:
-    from ..fakes import FakeLLM, FakeSTT, FakeTTS
-    from ..load.loader import Scenario
-    from ..run.harness import AgentSim
+from ..errors import ScenarioError
+from ..load.loader import load_scenario_file
+from ..load.model import Scenario
+from .collect import network_report
+from .settings import SETTINGS_KEY
 
-__all__ = ["agentsim", "agentsim_scenario", "fake_llm", "fake_stt", "fake_tts"]
+if TYPE_CHECKING:
+    from ..run.api import AgentSim, FakeLLM, FakeSTT, FakeTTS, IntentJudge
+
+__all__ = ["agentsim", "agentsim_judge", "agentsim_scenario", "fake_llm", "fake_stt", "fake_tts"]
 
 
 def _check_unused(request: pytest.FixtureRequest, name: str, fake: Any) -> None:
@@ -47,7 +51,7 @@ def _check_unused(request: pytest.FixtureRequest, name: str, fake: Any) -> None:
 @pytest.fixture
 def fake_llm(request: pytest.FixtureRequest) -> Iterator[FakeLLM]:
     """A scripted fake LLM; answers not used by the end of the test fail it."""
-    from ..fakes import FakeLLM
+    from ..run.api import FakeLLM
 
     fake = FakeLLM()
     yield fake
@@ -57,7 +61,7 @@ def fake_llm(request: pytest.FixtureRequest) -> Iterator[FakeLLM]:
 @pytest.fixture
 def fake_tts(request: pytest.FixtureRequest) -> Iterator[FakeTTS]:
     """A fake TTS producing deterministic audio sized to the text."""
-    from ..fakes import FakeTTS
+    from ..run.api import FakeTTS
 
     fake = FakeTTS()
     yield fake
@@ -67,7 +71,7 @@ def fake_tts(request: pytest.FixtureRequest) -> Iterator[FakeTTS]:
 @pytest.fixture
 def fake_stt(request: pytest.FixtureRequest) -> Iterator[FakeSTT]:
     """A fake STT returning scripted transcripts."""
-    from ..fakes import FakeSTT
+    from ..run.api import FakeSTT
 
     fake = FakeSTT()
     yield fake
@@ -86,11 +90,7 @@ async def agentsim(
 
     Retry backoff costs no wall time (``--agentsim-real-timing`` restores it).
     """
-    from ..fakes import no_backoff
-    from ..run.harness import AgentSim
-    from ..transport.offline import block_network
-    from .collect import network_report
-    from .settings import SETTINGS_KEY
+    from ..run.api import AgentSim, block_network, no_backoff
 
     settings = request.config.stash[SETTINGS_KEY]
     sim = AgentSim(llm=fake_llm, tts=fake_tts, stt=fake_stt, timeout=settings.timeout)
@@ -107,9 +107,6 @@ async def agentsim(
 @pytest.fixture
 def agentsim_scenario(request: pytest.FixtureRequest) -> Scenario:
     """The scenario named by ``@pytest.mark.scenario("file.yaml", label=...)``."""
-    from ..errors import ScenarioError
-    from ..load.loader import load_scenario_file
-
     marker = request.node.get_closest_marker("scenario")
     if marker is None or not marker.args:
         raise pytest.UsageError(
@@ -132,3 +129,35 @@ def agentsim_scenario(request: pytest.FixtureRequest) -> Scenario:
         return loaded.by_label(str(label))
     except ScenarioError as e:
         pytest.fail(str(e), pytrace=False)
+
+
+@pytest.fixture
+def agentsim_judge(request: pytest.FixtureRequest) -> Iterator[IntentJudge]:
+    """The LLM judge for intent checks in Python tests (``assert_intent(text, intent)``),
+    replayed from ``__cassettes__/<test module>/<test name>.yaml`` beside the test file,
+    written with ``--agentsim-record``; a test without its cassette is skipped with the
+    command that records it."""
+    from ..run.api import cassette_path, open_intent_judge
+
+    settings = request.config.stash[SETTINGS_KEY]
+    node = request.node
+    path = cassette_path(Path(node.path), node.name)
+    rerecord = f'pytest --agentsim-record "{node.nodeid}"'
+    if not settings.record and not path.is_file():
+        pytest.skip(
+            f"agentsim_judge has no cassette for this test ({path.name}): record the "
+            f"judge's verdicts with `{rerecord}`"
+        )
+    judge = open_intent_judge(
+        path=path,
+        name=node.name,
+        record=settings.record,
+        judge_model=settings.judge_model,
+        model_base_url=settings.model_base_url,
+        rerecord=rerecord,
+    )
+    try:
+        yield judge
+    finally:
+        if settings.record:
+            judge.cassette.save()

@@ -19,8 +19,8 @@ import pytest_asyncio
 
 from ..faults import Fault
 
-if TYPE_CHECKING:  # the transport pulls in aiohttp/respx/httpx2: import it only when used
-    from ..transport import InferenceGateway
+if TYPE_CHECKING:  # the engine pulls in livekit, aiohttp, respx: import it only when used
+    from ..run.api import InferenceGateway
 
 # Both fixtures must be registered (import the module as a plugin, or import both names
 # into the plugin module): `inference_gateway` depends on `_agentsim_gateway_running`.
@@ -61,7 +61,7 @@ def unused_report(gateway: InferenceGateway) -> str | None:
 
 @pytest_asyncio.fixture
 async def _agentsim_gateway_running() -> AsyncIterator[InferenceGateway]:
-    from ..transport import InferenceGateway
+    from ..run.api import InferenceGateway
 
     async with InferenceGateway() as gateway:
         yield gateway

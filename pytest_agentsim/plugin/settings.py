@@ -1,16 +1,24 @@
-"""Run settings resolved once per session, in one place: CLI > ini > default.
+"""Settings, resolved in one place: CLI > scenario > file > ini > default.
 
-(Per-scenario ``agentsim:`` values sit between CLI and ini; the collector applies them.)
+:meth:`Settings.from_config` reads the command line and the ini file once per session;
+:func:`run_settings` applies a scenario's (and its file's) ``agentsim:`` values between
+them, for every scenario the same way.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+from typing import TYPE_CHECKING, Literal
 
 import pytest
 
-__all__ = ["SETTINGS_KEY", "Settings"]
+from ..load.model import Scenario
+
+if TYPE_CHECKING:
+    from ..run.settings import RunSettings
+
+__all__ = ["SETTINGS_KEY", "Settings", "resolved_mode", "resolved_timeout", "run_settings"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,13 +27,13 @@ class Settings:
     patterns: tuple[str, ...]
     agent_cli: str | None
     agent_ini: str | None
-    mode: str
+    mode: Literal["text", "audio"]
     mode_from_cli: bool
     timeout: float
     timeout_from_cli: bool
     real_timing: bool
     snapshot: bool
-    transport: str | None
+    transport: Literal["fake", "gateway"] | None
     allow_network: bool
     process: bool  # --agentsim-process: every AgentServer scenario in a child process
     # simulated scenarios (no agentsim.turns): models, turn limit, record/replay
@@ -81,7 +89,7 @@ class Settings:
             patterns=tuple(config.getini("agentsim_patterns")),
             agent_cli=opt("--agentsim-agent") or None,
             agent_ini=str(config.getini("agentsim_agent") or "").strip() or None,
-            mode=mode,
+            mode="audio" if mode == "audio" else "text",
             mode_from_cli=mode_cli is not None,
             timeout=timeout,
             timeout_from_cli=timeout_cli is not None,
@@ -94,3 +102,37 @@ class Settings:
 
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
+
+
+def resolved_mode(settings: Settings, scenario: Scenario) -> Literal["text", "audio"]:
+    if settings.mode_from_cli:
+        return settings.mode
+    return scenario.config.mode or settings.mode
+
+
+def resolved_timeout(settings: Settings, scenario: Scenario) -> float:
+    if settings.timeout_from_cli:
+        return settings.timeout
+    return scenario.config.timeout or settings.timeout
+
+
+def snapshot_on(settings: Settings, scenario: Scenario) -> bool:
+    snap = scenario.config.snapshot
+    return bool(snap if snap is not None else settings.snapshot)
+
+
+def run_settings(settings: Settings, scenario: Scenario, *, allow_unused: bool) -> RunSettings:
+    """The settings one scenario runs with (``allow_unused``: a marker said so)."""
+    from ..run.api import RunSettings
+
+    cfg = scenario.config
+    return RunSettings(
+        mode=resolved_mode(settings, scenario),
+        timeout=resolved_timeout(settings, scenario),
+        allow_unused=bool(cfg.allow_unused) or allow_unused,
+        real_timing=settings.real_timing,
+        transport=settings.transport or cfg.transport or "fake",
+        keep_history=snapshot_on(settings, scenario),
+        process=bool(cfg.process or settings.process),
+        allow_network=settings.allow_network,
+    )

@@ -77,6 +77,8 @@ from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.amber import AmberSnapshotExtension
 from syrupy.terminal import disable_color
 
+from ..errors import AgentsimError
+
 if TYPE_CHECKING:
     from syrupy.types import PropertyFilter, PropertyMatcher, PropertyPath, SerializableData
 
@@ -227,7 +229,7 @@ class AgentsimSnapshotExtension(AmberSnapshotExtension):
 # ---------------------------------------------------------------------------------------------
 
 
-class HistorySnapshotMismatch(AssertionError):
+class HistorySnapshotMismatch(AgentsimError, AssertionError):
     """The normalized history differs from (or has no) stored snapshot.
 
     ``diff`` is the uncoloured syrupy diff (``-`` snapshot, ``+`` received), for reports.

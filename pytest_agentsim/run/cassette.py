@@ -24,10 +24,7 @@ they appear. Replay matches requests in order by body hash (falling back to any 
 recorded request of the same role with the same hash); anything else is a
 :class:`CassetteMiss`.
 
-:class:`ModelProxy` is the loopback HTTP server every model client of a simulated run
-talks to (``http://127.0.0.1:PORT/<role>/v1``): recording, it forwards each request to the
-role's real endpoint and writes the exchange; replaying, it answers from the cassette and
-never opens an outbound connection. Never imports pytest.
+The loopback server that records and replays them is :class:`~.proxy.ModelProxy`.
 """
 
 from __future__ import annotations
@@ -46,7 +43,6 @@ __all__ = [
     "Cassette",
     "CassetteMiss",
     "Interaction",
-    "ModelProxy",
     "cassette_path",
     "redact",
 ]
@@ -285,135 +281,3 @@ def _difference(recorded: Any, got: Any) -> str:
                 return f"it had {len(a)} messages, now {len(b)}"
             return f"{key!r} was recorded as {_short(a)}\n  but is now {_short(b)}"
     return f"recorded {_short(recorded)}\n  now {_short(got)}"
-
-
-class ModelProxy:
-    """Loopback endpoint for every model client of a run: records or replays.
-
-    ``upstreams`` maps a role to the base URL requests are forwarded to when recording
-    (``https://api.openai.com/v1``...). Clients use ``proxy.base_url(role)``.
-    """
-
-    def __init__(self, cassette: Cassette, *, record: bool, upstreams: Mapping[str, str]) -> None:
-        self.cassette = cassette
-        self.record = record
-        self.upstreams = dict(upstreams)
-        self.misses: list[str] = []
-        self.errors: list[str] = []
-        self._runner: Any = None
-        self._client: Any = None
-        self._port = 0
-
-    def base_url(self, role: str) -> str:
-        return f"http://127.0.0.1:{self._port}/{role}/v1"
-
-    async def start(self) -> ModelProxy:
-        from aiohttp import web
-
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_route("*", "/{role}/v1/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        server = getattr(site, "_server", None)
-        sockets = getattr(server, "sockets", None) or []
-        self._port = int(sockets[0].getsockname()[1])
-        self._runner = runner
-        return self
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def _handle(self, request: Any) -> Any:
-        # one request per connection: the model clients of a run are not always closed
-        # (a session does not close its LLM), and a kept-alive socket to a proxy that is
-        # gone would be reported unclosed when collected
-        response = await self._answer(request)
-        response.force_close()
-        return response
-
-    async def _answer(self, request: Any) -> Any:
-        from aiohttp import web
-
-        role = request.match_info["role"]
-        tail = request.match_info["tail"]
-        if request.method == "GET" and tail.startswith("models"):
-            # the clients' prewarm: never recorded
-            return web.json_response({"object": "list", "data": []})
-        raw = await request.read()
-        body = parse_body(raw)
-        if not self.record:
-            try:
-                item = self.cassette.match(role, request.method, f"/{tail}", body)
-            except CassetteMiss as e:
-                self.misses.append(str(e))
-                return web.json_response(
-                    {"error": {"message": str(e), "type": "agentsim_cassette_miss"}}, status=400
-                )
-            return web.Response(
-                status=item.status, body=item.render(), content_type=item.content_type
-            )
-        return await self._forward(request, role, tail, raw, body)
-
-    async def _forward(self, request: Any, role: str, tail: str, raw: bytes, body: Any) -> Any:
-        import aiohttp
-        from aiohttp import web
-
-        base = self.upstreams.get(role)
-        if base is None:
-            return web.json_response({"error": {"message": f"no upstream for {role}"}}, status=404)
-        url = base.rstrip("/") + "/" + tail
-        if request.query_string:
-            url += "?" + request.query_string
-        skip = {"host", "content-length", "accept-encoding", "connection", "transfer-encoding"}
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in skip}
-        if self._client is None:
-            self._client = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300))
-        # appended now, filled when the answer is complete: the cassette keeps request order
-        item = Interaction(
-            role=role,
-            method=request.method,
-            url=url,
-            body=body,
-            status=0,
-            content_type="",
-            used=True,
-        )
-        self.cassette.interactions.append(item)
-        out: Any = None
-        try:
-            async with self._client.request(request.method, url, data=raw, headers=headers) as resp:
-                item.status = resp.status
-                item.content_type = ctype = resp.headers.get(
-                    "content-type", "application/json"
-                ).split(";")[0]
-                if ctype != "text/event-stream":
-                    payload = await resp.read()
-                    item.response_body = parse_body(payload)
-                    return web.Response(status=resp.status, body=payload, content_type=ctype)
-                # streamed: relay each chunk as it comes (clients time out on slow reads)
-                out = web.StreamResponse(status=resp.status, headers={"Content-Type": ctype})
-                out.force_close()
-                await out.prepare(request)
-                chunks = []
-                async for chunk in resp.content.iter_any():
-                    chunks.append(chunk)
-                    await out.write(chunk)
-                item.events = parse_sse(b"".join(chunks))
-                await out.write_eof()
-                return out
-        except Exception as e:
-            self.cassette.interactions.remove(item)
-            self.errors.append(f"{role}: {request.method} {url}: {type(e).__name__}: {e}")
-            if out is not None and out.prepared:
-                return out  # the stream broke off mid-way: so does the client's
-            return web.json_response(
-                {"error": {"message": f"agentsim record: {e}", "type": "agentsim_upstream"}},
-                status=502,
-            )

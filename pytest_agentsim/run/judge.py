@@ -12,26 +12,18 @@ it waits for the model (replay is instant). Never imports pytest.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import dataclasses
 import json
-import os
 import re
 import urllib.error
 import urllib.request
 from typing import Any
 
+from ..errors import JudgeError
 from .cassette import Cassette, CassetteMiss, Interaction, parse_body, redact
+from .proxy import auth_header, upstreams
 
-__all__ = [
-    "CURRENT_JUDGE",
-    "IntentJudge",
-    "JudgeError",
-    "Verdict",
-    "auth_header",
-    "parse_verdict",
-    "uses_judge",
-]
+__all__ = ["IntentJudge", "JudgeError", "Verdict", "open_intent_judge", "parse_verdict"]
 
 INTENT_PROMPT = """\
 You are checking one message an AI voice agent said. Decide whether it fulfils this \
@@ -71,30 +63,6 @@ def parse_verdict(text: str) -> Verdict:
     if head.startswith("pass"):
         return Verdict(True, raw)
     return Verdict(False, f"the judge gave no clear verdict: {raw!r}")
-
-
-def is_inference_model(model: str) -> bool:
-    """``provider/model`` names are LiveKit Inference models; others are OpenAI's."""
-    return "/" in model
-
-
-def auth_header(model: str) -> str:
-    """``Authorization`` for a model request: a LiveKit Inference JWT or the OpenAI key."""
-    if is_inference_model(model):
-        from livekit.agents.inference._utils import create_access_token
-
-        key = os.environ.get("LIVEKIT_INFERENCE_API_KEY") or os.environ.get(
-            "LIVEKIT_API_KEY", "agentsim-dummy-key"
-        )
-        secret = os.environ.get("LIVEKIT_INFERENCE_API_SECRET") or os.environ.get(
-            "LIVEKIT_API_SECRET", "agentsim-dummy-secret-0123456789abcdefghij"
-        )
-        return f"Bearer {create_access_token(key, secret)}"
-    return f"Bearer {os.environ.get('OPENAI_API_KEY') or 'sk-agentsim-dummy'}"
-
-
-class JudgeError(AssertionError):
-    """The judge could not give a verdict (not in the cassette, or the request failed)."""
 
 
 class IntentJudge:
@@ -198,17 +166,15 @@ def open_intent_judge(
 ) -> IntentJudge:
     """The judge for one test or scenario: recording to a new cassette at ``path`` or
     replaying the stored one (the caller skips when there is none to replay)."""
-    from .simulate import SimulationSettings, upstreams
-
     cassette = Cassette(path=path, scenario=name) if record else Cassette.load(path)
-    base = SimulationSettings(
-        cassette=path, rerecord=rerecord, judge_model=judge_model, model_base_url=model_base_url
-    )
+    upstream = upstreams(
+        model_base_url=model_base_url, user_model=judge_model, judge_model=judge_model
+    )["judge"]
     return IntentJudge(
         cassette,
         record=record,
         model=judge_model,
-        upstream=upstreams(base)["judge"],
+        upstream=upstream,
         rerecord=rerecord,
     )
 
@@ -218,20 +184,3 @@ def _content(body: Any) -> str:
         return str(body["choices"][0]["message"].get("content") or "")
     except (KeyError, IndexError, TypeError, AttributeError):
         raise JudgeError(f"the judge sent no chat completion: {body!r}") from None
-
-
-CURRENT_JUDGE: contextvars.ContextVar[IntentJudge | None] = contextvars.ContextVar(
-    "agentsim_judge", default=None
-)
-
-
-def uses_judge(turns: Any) -> bool:
-    """Whether scripted turns contain a ``judge`` text matcher."""
-    for turn in turns or ():
-        for exp in list(getattr(turn, "expect", None) or ()) + list(
-            getattr(turn, "spoken", None) or ()
-        ):
-            text = getattr(exp, "text", None)
-            if text is not None and getattr(text, "kind", None) == "judge":
-                return True
-    return False

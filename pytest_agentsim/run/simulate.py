@@ -25,31 +25,34 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
-from .cassette import Cassette, ModelProxy
-from .harness import AgentSim, AgentSimAssertionError
-from .judge import Verdict, auth_header, is_inference_model, parse_verdict
-from .runner import ScenarioFailure, ScenarioRun, _Run
+import aiohttp
+from livekit.agents import inference
+
+from ..env import DUMMY_CREDENTIALS, ScopedEnv
+from ..errors import AgentSimAssertionError, ScenarioFailure
+from ..fakes import no_backoff
+from ..load.model import Scenario
+from .cassette import Cassette
+from .drivers.job import FakeJob
+from .harness import AgentSim
+from .judge import Verdict, parse_verdict
+from .outcome import StepFailed, scenario_failure
+from .player import ScenarioRun
+from .proxy import ModelProxy, auth_header, upstreams
 from .target import AgentTarget
-
-if TYPE_CHECKING:
-    from ..load.loader import Scenario
 
 __all__ = [
     "END_MARKER",
     "SimulationSettings",
     "Verdict",
-    "parse_verdict",
     "run_simulation",
 ]
 
 END_MARKER = "[END]"
-OPENAI_URL = "https://api.openai.com/v1"
-DEFAULT_INFERENCE_URL = "https://agent-gateway.livekit.cloud/v1"
 
 USER_PROMPT = """\
 You are role-playing a user who is talking to an AI voice agent, to test the agent.
@@ -84,44 +87,6 @@ class SimulationSettings:
     timeout: float = 30.0  # per agent reply / model request
 
 
-class _Env:
-    """Point every model client at the proxy (and fill credentials) for the run."""
-
-    def __init__(self) -> None:
-        self._saved: dict[str, str | None] = {}
-
-    def set(self, key: str, value: str) -> None:
-        if key not in self._saved:
-            self._saved[key] = os.environ.get(key)
-        os.environ[key] = value
-
-    def default(self, key: str, value: str) -> None:
-        if not os.environ.get(key):
-            self.set(key, value)
-
-    def restore(self) -> None:
-        for key, old in self._saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
-        self._saved.clear()
-
-
-def upstreams(settings: SimulationSettings) -> dict[str, str]:
-    """role -> the real base URL a recording forwards to."""
-    inference = os.environ.get("LIVEKIT_INFERENCE_URL") or DEFAULT_INFERENCE_URL
-    openai = os.environ.get("OPENAI_BASE_URL") or OPENAI_URL
-    if settings.model_base_url:
-        inference = openai = settings.model_base_url
-    return {
-        "agent": inference,
-        "agent-openai": openai,
-        "user": inference if is_inference_model(settings.user_model) else openai,
-        "judge": inference if is_inference_model(settings.judge_model) else openai,
-    }
-
-
 class _ChatClient:
     """A tiny OpenAI chat-completions client (non-streaming), through the proxy."""
 
@@ -132,8 +97,6 @@ class _ChatClient:
         self.timeout = timeout
 
     async def complete(self, messages: list[dict[str, str]]) -> str:
-        import aiohttp
-
         body = {"model": self.model, "messages": messages, "temperature": 0}
         url = self.proxy.base_url(self.role) + "/chat/completions"
         timeout = aiohttp.ClientTimeout(total=self.timeout)
@@ -206,14 +169,12 @@ def judge_messages(expectations: str, sim: AgentSim) -> list[dict[str, str]]:
 
 @contextlib.contextmanager
 def _pointed_at(proxy: ModelProxy) -> Iterator[None]:
-    env = _Env()
+    env = ScopedEnv()
     env.set("LIVEKIT_INFERENCE_URL", proxy.base_url("agent"))
     env.set("OPENAI_BASE_URL", proxy.base_url("agent-openai"))
     # clients refuse to start without credentials; replayed runs need none (and a
     # recording against a loopback server neither). Real recordings use the real ones.
-    env.default("LIVEKIT_API_KEY", "agentsim-dummy-key")
-    env.default("LIVEKIT_API_SECRET", "agentsim-dummy-secret-0123456789abcdefghij")
-    env.default("OPENAI_API_KEY", "sk-agentsim-dummy")
+    env.defaults(DUMMY_CREDENTIALS)
     try:
         yield
     finally:
@@ -228,22 +189,24 @@ class _Simulation:
         self.target = target
         self.settings = settings
         self.sim = AgentSim(timeout=settings.timeout, llm_model=settings.agent_model)
-        self.run = _Run(scenario, self.sim)
         self.proxy: ModelProxy | None = None
         self.verdict: Verdict | None = None
 
     # -- failures ----------------------------------------------------------------------
+    def fail(self, reason: str, line: int | None, *, mark: Any = None) -> ScenarioFailure:
+        return scenario_failure(self.sim, self.scenario, reason, line, mark=mark)
+
     def check_cassette(self) -> None:
         assert self.proxy is not None
         if self.proxy.misses:
-            raise self.run.fail(
+            raise self.fail(
                 f"{self.proxy.misses[0]}\n  the scenario, the agent or a model option changed "
                 "since the cassette was recorded\n"
                 f"  fix: re-record with `{self.settings.rerecord}`",
                 self.scenario.line,
             )
         if self.proxy.errors:
-            raise self.run.fail(f"recording failed: {self.proxy.errors[0]}", self.scenario.line)
+            raise self.fail(f"recording failed: {self.proxy.errors[0]}", self.scenario.line)
 
     # -- the conversation ----------------------------------------------------------------
     async def agent_idle(self) -> None:
@@ -276,7 +239,7 @@ class _Simulation:
         self.check_cassette()
         for _ in range(settings.max_turns):
             if sim.closed:
-                sim._note("note", "the agent ended the session")
+                sim.note("note", "the agent ended the session")
                 return
             try:
                 said = await user.complete(
@@ -284,20 +247,20 @@ class _Simulation:
                 )
             except _ModelError as e:
                 self.check_cassette()
-                raise self.run.fail(str(e), self.scenario.line) from None
+                raise self.fail(str(e), self.scenario.line) from None
             ended = END_MARKER in said
             text = said.replace(END_MARKER, "").strip()
             if text:
                 try:
                     await sim.run(text)
                 except AgentSimAssertionError as e:
-                    raise self.run.fail(str(e).split("\n\n", 1)[0], self.scenario.line) from None
+                    raise self.fail(str(e).split("\n\n", 1)[0], self.scenario.line) from None
                 await self.agent_idle()
                 self.check_cassette()
             if ended:
-                sim._note("note", f"the simulated user ended the call ({END_MARKER})")
+                sim.note("note", f"the simulated user ended the call ({END_MARKER})")
                 return
-        sim._note("note", f"turn limit reached ({settings.max_turns} user turns)")
+        sim.note("note", f"turn limit reached ({settings.max_turns} user turns)")
 
     async def judge(self) -> Verdict | None:
         expectations = self.scenario.agent_expectations.strip()
@@ -309,13 +272,13 @@ class _Simulation:
             answer = await client.complete(judge_messages(expectations, self.sim))
         except _ModelError as e:
             self.check_cassette()
-            raise self.run.fail(str(e), self.scenario.line) from None
+            raise self.fail(str(e), self.scenario.line) from None
         verdict = parse_verdict(answer)
-        self.sim._note("judge", verdict.describe(), failed=not verdict.passed)
+        self.sim.note("judge", verdict.describe(), failed=not verdict.passed)
         return verdict
 
     def judge_failure(self, verdict: Verdict) -> ScenarioFailure:
-        return self.run.fail(
+        return self.fail(
             f"the judge failed the conversation: {verdict.reason}\n"
             f"  agent_expectations: {self.scenario.agent_expectations.strip()}",
             self.scenario.line,
@@ -324,8 +287,6 @@ class _Simulation:
 
     # -- agent mode ----------------------------------------------------------------------
     async def play_agent(self) -> None:
-        from livekit.agents import inference
-
         agent = self.target.build(self.scenario)
         await self.sim.start(agent, mode="text", llm=inference.LLM(model=self.settings.agent_model))
         await self.converse()
@@ -335,17 +296,17 @@ class _Simulation:
 
     # -- entrypoint mode -----------------------------------------------------------------
     async def play_entrypoint(self) -> None:
-        from .drivers.entrypoint import EntrypointFailure, FakeJob
-
         server = self.target.obj
         try:
             async with FakeJob(
-                server, self.scenario, self.sim, mode="text", description=self.target.description
+                server,
+                self.scenario,
+                self.sim,
+                mode="text",
+                description=self.target.description,
+                substitute_llm=False,  # the entrypoint's LLM is real, recorded/replayed
+                kept_llm_note="recorded" if self.settings.record else "replayed from the cassette",
             ) as job:
-                job.substitute_llm = False  # the entrypoint's LLM is real, recorded/replayed
-                job.kept_llm_note = (
-                    "recorded" if self.settings.record else "replayed from the cassette"
-                )
                 await job.start()
                 await job.in_session_context(self.converse())
                 job.check_entrypoint()
@@ -357,14 +318,14 @@ class _Simulation:
                 )
                 try:
                     await job.in_session_context(job.finalize(verdict))
-                except EntrypointFailure as e:
+                except StepFailed as e:
                     if self.verdict is not None and not self.verdict.passed:
                         raise self.judge_failure(self.verdict) from None
-                    raise self.run.fail(e.reason, self.scenario.line, mark=e.entry) from None
+                    raise self.fail(e.reason, e.line or self.scenario.line, mark=e.entry) from None
                 if self.verdict is not None and not self.verdict.passed:
                     raise self.judge_failure(self.verdict)
-        except EntrypointFailure as e:
-            raise self.run.fail(e.reason, self.scenario.line, mark=e.entry) from None
+        except StepFailed as e:
+            raise self.fail(e.reason, e.line or self.scenario.line, mark=e.entry) from None
 
 
 async def run_simulation(
@@ -375,13 +336,20 @@ async def run_simulation(
     Raises :class:`~.runner.ScenarioFailure` (a judge fail, a cassette miss, a model error,
     ``on_simulation_end`` vetoing) or ``FileNotFoundError`` (replaying without a cassette).
     """
-    from ..fakes import no_backoff
 
     if settings.record:
         cassette = Cassette(path=settings.cassette, scenario=scenario.name)
     else:
         cassette = Cassette.load(settings.cassette)
-    proxy = ModelProxy(cassette, record=settings.record, upstreams=upstreams(settings))
+    proxy = ModelProxy(
+        cassette,
+        record=settings.record,
+        upstreams=upstreams(
+            model_base_url=settings.model_base_url,
+            user_model=settings.user_model,
+            judge_model=settings.judge_model,
+        ),
+    )
     sim = _Simulation(scenario, target, settings)
     sim.proxy = proxy
     overall = settings.timeout * (settings.max_turns + 2)
@@ -393,7 +361,7 @@ async def run_simulation(
             try:
                 await asyncio.wait_for(play, timeout=overall)
             except asyncio.TimeoutError:
-                raise sim.run.fail(
+                raise sim.fail(
                     f"the simulated conversation did not finish within {overall:g}s",
                     scenario.line,
                 ) from None
@@ -404,9 +372,9 @@ async def run_simulation(
         if settings.record:
             cassette.save()
     if not settings.record and cassette.unused():
-        sim.sim._note(
+        sim.sim.note(
             "note",
             f"{len(cassette.unused())} recorded model request(s) were not replayed "
             f"(re-record with `{settings.rerecord}`)",
         )
-    return ScenarioRun(sim=sim.sim, timeline=sim.sim.timeline), sim.verdict
+    return ScenarioRun(rec=sim.sim, timeline=sim.sim.timeline), sim.verdict

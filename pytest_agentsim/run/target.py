@@ -10,6 +10,7 @@ shadow each other. Never imports pytest.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import importlib.util
@@ -18,16 +19,14 @@ import sys
 import types
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from ..errors import ScenarioError
+from livekit.agents import Agent, AgentServer
 
-if TYPE_CHECKING:
-    from livekit.agents import Agent
+from ..errors import ScenarioError, did_you_mean
+from ..load.model import Scenario
 
-    from ..load.loader import Scenario
-
-__all__ = ["AgentTarget", "import_target", "resolve_target"]
+__all__ = ["AgentTarget", "import_target", "locate_agent_file", "resolve_target"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,8 +37,6 @@ class AgentTarget:
 
     def build(self, scenario: Scenario | None) -> Agent:
         """A fresh agent for one scenario (agents hold state, so never reuse one)."""
-        from livekit.agents import Agent
-
         if self.kind == "server":
             # a server has no Agent to hand out: its entrypoint builds the session and the
             # agent itself, so scenarios run it whole (runner.run_scenario -> entrypoint.py)
@@ -86,24 +83,21 @@ def resolve_target(
     where: str = "agentsim.agent",
 ) -> AgentTarget:
     """Turn a spec (string, class, factory, server or module) into an :class:`AgentTarget`."""
-    from livekit.agents import Agent
-
     description = spec if isinstance(spec, str) else getattr(spec, "__qualname__", repr(spec))
     obj = (
         import_target(spec, origin=origin, rootdir=rootdir, where=where)
         if isinstance(spec, str)
         else spec
     )
-    server_cls = _agent_server_cls()
     if isinstance(obj, types.ModuleType):
-        servers = [v for v in vars(obj).values() if server_cls and isinstance(v, server_cls)]
+        servers = [v for v in vars(obj).values() if isinstance(v, AgentServer)]
         if len(servers) == 1:
             return AgentTarget("server", servers[0], f"{description} (AgentServer)")
         raise ScenarioError(
             f"{where}: module {obj.__name__!r} holds no single AgentServer",
             fix="name the agent as 'module:AgentClass' or 'module:factory'",
         )
-    if server_cls is not None and isinstance(obj, server_cls):
+    if isinstance(obj, AgentServer):
         return AgentTarget("server", obj, str(description))
     if isinstance(obj, type) and issubclass(obj, Agent):
         return AgentTarget("agent", obj, str(description))
@@ -120,14 +114,6 @@ def resolve_target(
         "factory or AgentServer",
         fix="name an Agent subclass, a factory function or an AgentServer",
     )
-
-
-def _agent_server_cls() -> type | None:
-    try:
-        from livekit.agents import AgentServer
-    except ImportError:  # pragma: no cover - every supported release has it
-        return None
-    return AgentServer
 
 
 def import_target(spec: str, *, origin: Path | None, rootdir: Path | None, where: str) -> Any:
@@ -147,8 +133,6 @@ def import_target(spec: str, *, origin: Path | None, rootdir: Path | None, where
             obj = getattr(obj, part)
         except AttributeError:
             names = sorted(n for n in dir(module) if not n.startswith("_"))
-            from ..errors import did_you_mean
-
             guess = did_you_mean(part, names)
             raise ScenarioError(
                 f"{where}: module {module.__name__!r} has no attribute {part!r}",
@@ -157,7 +141,7 @@ def import_target(spec: str, *, origin: Path | None, rootdir: Path | None, where
     return obj
 
 
-def _candidate_files(module_part: str, origin: Path | None, rootdir: Path | None) -> list[Path]:
+def candidate_files(module_part: str, origin: Path | None, rootdir: Path | None) -> list[Path]:
     rel = (
         Path(module_part)
         if module_part.endswith(".py")
@@ -170,7 +154,7 @@ def _candidate_files(module_part: str, origin: Path | None, rootdir: Path | None
 def _load_module(
     module_part: str, *, origin: Path | None, rootdir: Path | None, where: str
 ) -> types.ModuleType:
-    for candidate in _candidate_files(module_part, origin, rootdir):
+    for candidate in candidate_files(module_part, origin, rootdir):
         if candidate.is_file():
             return _load_file(candidate.resolve(), where)
     if module_part.endswith(".py") or "/" in module_part:
@@ -213,3 +197,47 @@ def _load_file(path: Path, where: str) -> types.ModuleType:
         del sys.modules[name]
         raise
     return module
+
+
+def locate_agent_file(
+    spec: Any, *, origin: Path | None, rootdir: Path | None, where: str = "agentsim.agent"
+) -> Path:
+    """The ``.py`` file process mode runs for ``spec``, without importing it here."""
+    import importlib.util
+    import inspect
+
+    if isinstance(spec, str):
+        module_part = spec.partition(":")[0]
+        module_part = module_part.strip()
+        for candidate in candidate_files(module_part, origin, rootdir):
+            if candidate.is_file():
+                return candidate.resolve()
+        if module_part and not module_part.endswith(".py") and "/" not in module_part:
+            found = None
+            with contextlib.suppress(ImportError, ValueError):
+                found = importlib.util.find_spec(module_part)
+            if found is not None and found.origin and found.origin.endswith(".py"):
+                return Path(found.origin).resolve()
+        raise ScenarioError(
+            f"{where}: process mode runs an AgentServer file, and {spec!r} names no file "
+            "it can find",
+            fix="give the path of the agent file relative to the scenario file (`agent: agent.py`)",
+        )
+    module = inspect.getmodule(spec) if not hasattr(spec, "__file__") else spec
+    if module is None:
+        module = next(
+            (
+                m
+                for m in list(sys.modules.values())
+                if getattr(m, "__file__", None) and any(v is spec for v in vars(m).values())
+            ),
+            None,
+        )
+    path = getattr(module, "__file__", None)
+    if not path:
+        raise ScenarioError(
+            f"{where}: process mode needs the file that defines the AgentServer; cannot tell "
+            f"which file {spec!r} comes from",
+            fix="name the agent file in `agentsim: {agent: agent.py}`",
+        )
+    return Path(path).resolve()

@@ -28,8 +28,8 @@ from __future__ import annotations
 import inspect
 import json
 import re
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, Protocol, cast
 
 import aiohttp
 from aiohttp import ClientResponse
@@ -39,9 +39,40 @@ from yarl import URL
 
 from ..faults import CallScript, Fault
 from . import wire
+from .scripted import handshake_fault
 
-if TYPE_CHECKING:
-    from .gateway import InferenceGateway
+
+class ServedScripts(Protocol):
+    """What the aioresponses routes need of a gateway (:class:`~.gateway.InferenceGateway`)."""
+
+    tts: CallScript[Any]
+    stt: CallScript[Any]
+    model_ids: tuple[str, ...]
+
+    @property
+    def base_url(self) -> str: ...
+
+    def base_urls(self) -> tuple[str, ...]: ...
+
+    def record_request(
+        self,
+        method: str,
+        url: str,
+        headers: Sequence[tuple[str, str]] | Mapping[str, str],
+        body: bytes,
+        transport: Literal["respx", "http", "aiohttp", "ws"],
+        resource: Literal["llm", "models", "stt", "tts"],
+    ) -> Any: ...
+
+    def llm_reply(
+        self,
+        method: str,
+        url: str,
+        headers: Sequence[tuple[str, str]] | Mapping[str, str],
+        body: bytes,
+        transport: Literal["respx", "http", "aiohttp", "ws"],
+    ) -> wire.HTTPReply: ...
+
 
 __all__ = ["AgentsimAioresponses", "CompatClientResponse", "aiohttp_mock"]
 
@@ -99,7 +130,7 @@ class AgentsimAioresponses(aioresponses):
     ``gateway``, (re)installs the gateway's routes each time it starts (aioresponses
     clears its routes on start)."""
 
-    def __init__(self, gateway: InferenceGateway | None = None, **kwargs: Any) -> None:
+    def __init__(self, gateway: ServedScripts | None = None, **kwargs: Any) -> None:
         self.gateway = gateway
         super().__init__(**kwargs)
 
@@ -154,27 +185,25 @@ def _render(url: URL, reply: wire.HTTPReply) -> CallbackResult:
     )
 
 
-def _route_gateway(mock: AgentsimAioresponses, gateway: InferenceGateway) -> None:
+def _route_gateway(mock: AgentsimAioresponses, gateway: ServedScripts) -> None:
     def llm(url: URL, **kwargs: Any) -> CallbackResult:
-        reply = gateway._llm_reply(
+        reply = gateway.llm_reply(
             "POST", str(url), _headers_of(kwargs), _body_of(kwargs), "aiohttp"
         )
         return _render(url, reply)
 
     def models(url: URL, **kwargs: Any) -> CallbackResult:
-        gateway._record("GET", str(url), _headers_of(kwargs), b"", "aiohttp", "models")
-        return _render(url, wire.models_reply(gateway._model_ids))
+        gateway.record_request("GET", str(url), _headers_of(kwargs), b"", "aiohttp", "models")
+        return _render(url, wire.models_reply(gateway.model_ids))
 
     def handshake(url: URL, **kwargs: Any) -> CallbackResult:
-        from .gateway import _handshake_fault, _peek
-
         tts = url.path.endswith("/tts")
-        gateway._record(
+        gateway.record_request(
             "GET", str(url), _headers_of(kwargs), b"", "aiohttp", "tts" if tts else "stt"
         )
         script: CallScript[Any] = gateway.tts if tts else gateway.stt
-        head = _peek(script)
-        if isinstance(head, Fault) and _handshake_fault(head):
+        head = script.peek()
+        if isinstance(head, Fault) and handshake_fault(head):
             script.next()
             if head.kind == "timeout":
                 raise aiohttp.ServerTimeoutError(head.message)
@@ -202,7 +231,7 @@ def _route_gateway(mock: AgentsimAioresponses, gateway: InferenceGateway) -> Non
     )
 
 
-def aiohttp_mock(gateway: InferenceGateway | None = None, **kwargs: Any) -> AgentsimAioresponses:
+def aiohttp_mock(gateway: ServedScripts | None = None, **kwargs: Any) -> AgentsimAioresponses:
     """A working aioresponses for aiohttp 3.14 (not started: use ``with``).
 
     With ``gateway``, it answers the gateway's LLM URLs from its scripts and refuses cloud

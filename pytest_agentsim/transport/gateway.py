@@ -55,29 +55,27 @@ This module never imports pytest.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import dataclasses
 import json
-import math
 import os
 import re
 import socket
-import struct
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from ..answers import LLMAnswer, STTAnswer, TTSAnswer, tool_calls_from
-from ..faults import CallScript, Fault, ScriptExhausted
+from ..env import DUMMY_CREDENTIALS, ScopedEnv
+from ..faults import CallScript, Fault
 from . import wire
+from .aiohttp_mock import AgentsimAioresponses, aiohttp_mock
 from .respx_bridge import MOCKER_NAME, PassUnmatchedRouter
-
-if TYPE_CHECKING:
-    from aioresponses import aioresponses
+from .scripted import NoAnswer, draw
+from .speech import SpeechSockets, abort, hold
 
 __all__ = [
     "CLOUD_INFERENCE_URLS",
@@ -93,13 +91,6 @@ CLOUD_INFERENCE_URLS = (
 )
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 
-# Dummy credentials: the clients refuse to start without them and sign a JWT with the
-# secret. 40 bytes, because PyJWT warns (an error under filterwarnings=error) below 32.
-_DUMMY_ENV = {
-    "LIVEKIT_API_KEY": "agentsim-dummy-key",
-    "LIVEKIT_API_SECRET": "agentsim-dummy-secret-0123456789abcdefghij",
-    "OPENAI_API_KEY": "sk-agentsim-dummy",
-}
 
 Resource = Literal["llm", "stt", "tts"]
 _T = TypeVar("_T")
@@ -117,67 +108,6 @@ class RecordedRequest:
     """``respx`` (in-process httpx/httpx2), ``http`` (loopback server), ``aiohttp``
     (aioresponses), ``ws`` (websocket handshake on the loopback server)."""
     resource: Literal["llm", "models", "stt", "tts"]
-
-
-class _NoAnswer:
-    """Marker: nothing scripted for this call."""
-
-
-_UNSCRIPTED = _NoAnswer()
-
-
-def _peek(script: CallScript[_T]) -> _T | Fault | None:
-    """What ``script.next()`` would return, without consuming it (``None``: nothing)."""
-    peek = getattr(script, "peek", None)
-    if callable(peek):
-        return peek()  # type: ignore[no-any-return]
-    n = script.calls + 1
-    for fault in script._scheduled:
-        assert fault.on_call is not None
-        if n >= fault.on_call and (fault.times is None or n < fault.on_call + fault.times):
-            return fault
-    return script._queue[0] if script._queue else None
-
-
-def _handshake_fault(fault: Fault) -> bool:
-    """Faults a gateway expresses by refusing the websocket upgrade."""
-    return fault.status is not None or fault.kind in ("connection_error", "timeout")
-
-
-def _draw(script: CallScript[_T]) -> _T | Fault | _NoAnswer:
-    try:
-        return script.next()
-    except ScriptExhausted:
-        return _UNSCRIPTED
-
-
-# -- audio helpers ------------------------------------------------------------------------
-
-_TONE_CACHE: dict[int, bytes] = {}
-
-
-def _tone_10ms(sample_rate: int) -> bytes:
-    """10 ms of a quiet 220 Hz tone, pcm_s16le mono (cached per rate): audible enough for
-    an energy VAD, cheap to repeat."""
-    cached = _TONE_CACHE.get(sample_rate)
-    if cached is None:
-        n = sample_rate // 100
-        samples = (int(3000 * math.sin(2 * math.pi * 220 * i / sample_rate)) for i in range(n))
-        cached = struct.pack(f"<{n}h", *samples)
-        _TONE_CACHE[sample_rate] = cached
-    return cached
-
-
-def _pcm(seconds: float, sample_rate: int) -> bytes:
-    return _tone_10ms(sample_rate) * max(1, round(seconds * 100))
-
-
-def _rms(pcm: bytes) -> float:
-    n = len(pcm) // 2
-    if n == 0:
-        return 0.0
-    samples = struct.unpack(f"<{n}h", pcm[: n * 2])
-    return math.sqrt(sum(s * s for s in samples) / n)
 
 
 def _stale_http_factory(factory: Any) -> bool:
@@ -218,20 +148,7 @@ class _BrokenStream(httpx.SyncByteStream, httpx.AsyncByteStream):
         raise httpx.ReadError(self._message, request=self._request)
 
 
-async def _hold(request: web.BaseRequest, closing: asyncio.Event, limit: float = 120.0) -> None:
-    """A scripted ``timeout``: answer nothing until the client gives up (closes the
-    connection) or the gateway shuts down."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while not closing.is_set() and loop.time() < deadline:
-        transport = request.transport
-        if transport is None or transport.is_closing():
-            return
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(closing.wait(), 0.05)
-
-
-class InferenceGateway:
+class InferenceGateway(SpeechSockets):
     """Fake LiveKit Inference gateway + OpenAI API. See the module docstring.
 
     Args:
@@ -273,14 +190,14 @@ class InferenceGateway:
         self._extra_base_urls = tuple(u.rstrip("/") for u in extra_base_urls)
         self._set_env = set_env
         self._http_context = http_context
-        self._model_ids = tuple(model_ids)
+        self.model_ids = tuple(model_ids)
         self._tts_seconds_per_char = tts_seconds_per_char
         self._stt_endpoint_silence = stt_endpoint_silence
         self._host = host
         self._port: int | None = None
         self._runner: web.AppRunner | None = None
         self._stack: contextlib.AsyncExitStack | None = None
-        self._saved_env: dict[str, str | None] = {}
+        self._env = ScopedEnv()
         self._closing = asyncio.Event()
         self._sockets: set[web.WebSocketResponse] = set()
         self._drop_retry: dict[str, float] = {}  # resource -> loop time until which
@@ -315,9 +232,9 @@ class InferenceGateway:
 
     def add_fault(self, fault: Fault, resource: Resource = "llm") -> None:
         """Queue (or schedule, with ``fault.on(n)``) a fault for ``resource``."""
-        self._script(resource).add_fault(fault)
+        self.script(resource).add_fault(fault)
 
-    def _script(self, resource: Resource) -> CallScript[Any]:
+    def script(self, resource: str) -> CallScript[Any]:
         if resource == "llm":
             return self.llm
         if resource == "stt":
@@ -331,16 +248,14 @@ class InferenceGateway:
         out: dict[str, list[Any]] = {}
         names: tuple[Resource, ...] = ("llm", "stt", "tts")
         for name in names:
-            left = self._script(name).unused()
+            left = self.script(name).unused()
             if left:
                 out[name] = left
         return out
 
-    def aiohttp_mock(self, **kwargs: Any) -> aioresponses:
+    def aiohttp_mock(self, **kwargs: Any) -> AgentsimAioresponses:
         """An aioresponses (not started: use ``with``) that routes aiohttp HTTP for the
         gateway's URLs to these scripts; see :func:`.aiohttp_mock.aiohttp_mock`."""
-        from .aiohttp_mock import aiohttp_mock
-
         return aiohttp_mock(self, **kwargs)
 
     # -- addresses ---------------------------------------------------------------------
@@ -365,7 +280,7 @@ class InferenceGateway:
 
     def child_env(self) -> dict[str, str]:
         """Environment for an agent in another process: every model endpoint on loopback."""
-        env = {k: v for k, v in _DUMMY_ENV.items() if not os.environ.get(k)}
+        env = {k: v for k, v in DUMMY_CREDENTIALS.items() if not os.environ.get(k)}
         env["LIVEKIT_INFERENCE_URL"] = self.base_url
         env["OPENAI_BASE_URL"] = self.base_url
         return env
@@ -383,7 +298,7 @@ class InferenceGateway:
             stack.enter_context(self.router)
             if self._set_env:
                 self._apply_env()
-                stack.callback(self._restore_env)
+                stack.callback(self._env.restore)
             if self._http_context:
                 await self._enter_http_context(stack)
         except BaseException:
@@ -409,26 +324,13 @@ class InferenceGateway:
         await self.aclose()
 
     def _apply_env(self) -> None:
-        wanted = {"LIVEKIT_INFERENCE_URL": self.base_url}
-        if not (os.environ.get("LIVEKIT_INFERENCE_API_KEY") or os.environ.get("LIVEKIT_API_KEY")):
-            wanted["LIVEKIT_API_KEY"] = _DUMMY_ENV["LIVEKIT_API_KEY"]
-        if not (
-            os.environ.get("LIVEKIT_INFERENCE_API_SECRET") or os.environ.get("LIVEKIT_API_SECRET")
-        ):
-            wanted["LIVEKIT_API_SECRET"] = _DUMMY_ENV["LIVEKIT_API_SECRET"]
-        if not os.environ.get("OPENAI_API_KEY"):
-            wanted["OPENAI_API_KEY"] = _DUMMY_ENV["OPENAI_API_KEY"]
-        for key, value in wanted.items():
-            self._saved_env[key] = os.environ.get(key)
-            os.environ[key] = value
-
-    def _restore_env(self) -> None:
-        for key, value in self._saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        self._saved_env.clear()
+        env = self._env
+        env.set("LIVEKIT_INFERENCE_URL", self.base_url)
+        # inference.* read LIVEKIT_INFERENCE_API_* first, then LIVEKIT_API_*
+        for short in ("KEY", "SECRET"):
+            if not os.environ.get(f"LIVEKIT_INFERENCE_API_{short}"):
+                env.default(f"LIVEKIT_API_{short}", DUMMY_CREDENTIALS[f"LIVEKIT_API_{short}"])
+        env.default("OPENAI_API_KEY", DUMMY_CREDENTIALS["OPENAI_API_KEY"])
 
     async def _enter_http_context(self, stack: contextlib.AsyncExitStack) -> None:
         from livekit.agents.utils import http_context
@@ -459,16 +361,16 @@ class InferenceGateway:
 
     def _respx_llm(self, request: httpx.Request) -> httpx.Response:
         body = request.content
-        reply = self._llm_reply(
+        reply = self.llm_reply(
             request.method, str(request.url), list(request.headers.items()), body, "respx"
         )
         return self._to_httpx(reply, request)
 
     def _respx_models(self, request: httpx.Request) -> httpx.Response:
-        self._record(
+        self.record_request(
             request.method, str(request.url), list(request.headers.items()), b"", "respx", "models"
         )
-        return self._to_httpx(wire.models_reply(self._model_ids), request)
+        return self._to_httpx(wire.models_reply(self.model_ids), request)
 
     @staticmethod
     def _to_httpx(reply: wire.HTTPReply, request: httpx.Request) -> httpx.Response:
@@ -482,7 +384,7 @@ class InferenceGateway:
         return httpx.Response(reply.status, headers=dict(reply.headers), content=reply.full_body())
 
     # -- the LLM, whatever carried the request ------------------------------------------
-    def _record(
+    def record_request(
         self,
         method: str,
         url: str,
@@ -502,7 +404,7 @@ class InferenceGateway:
         self.requests.append(rec)
         return rec
 
-    def _llm_reply(
+    def llm_reply(
         self,
         method: str,
         url: str,
@@ -510,11 +412,11 @@ class InferenceGateway:
         body: bytes,
         transport: Literal["respx", "http", "aiohttp", "ws"],
     ) -> wire.HTTPReply:
-        rec = self._record(method, url, headers, body, transport, "llm")
+        rec = self.record_request(method, url, headers, body, transport, "llm")
         payload = rec.json if isinstance(rec.json, Mapping) else {}
-        answer = _draw(self.llm)
+        answer = draw(self.llm)
         n = self.llm.calls
-        if isinstance(answer, _NoAnswer):
+        if isinstance(answer, NoAnswer):
             self.unscripted.append(f"llm call {n}")
             return wire.unscripted_reply("LLM", n)
         if isinstance(answer, Fault):
@@ -555,26 +457,25 @@ class InferenceGateway:
 
     async def _http_llm(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
-        reply = self._llm_reply(
+        reply = self.llm_reply(
             request.method, str(request.url), list(request.headers.items()), body, "http"
         )
         return await self._serve_http(request, reply)
 
     async def _http_models(self, request: web.Request) -> web.StreamResponse:
-        self._record(
+        self.record_request(
             request.method, str(request.url), list(request.headers.items()), b"", "http", "models"
         )
-        return await self._serve_http(request, wire.models_reply(self._model_ids))
+        return await self._serve_http(request, wire.models_reply(self.model_ids))
 
     async def _serve_http(self, request: web.Request, reply: wire.HTTPReply) -> web.StreamResponse:
         if reply.error == "timeout":
-            await _hold(request, self._closing)
+            await hold(request, self._closing)
             return web.Response(status=504)
         if reply.error == "connect":
             # the connection exists already; dropping it unanswered is the closest a server
             # gets to "could not connect" (the client sees a server disconnect)
-            if request.transport is not None:
-                request.transport.abort()
+            abort(request)
             return web.Response(status=502)
         if not reply.streamed:
             return web.Response(status=reply.status, body=reply.body, headers=dict(reply.headers))
@@ -583,302 +484,7 @@ class InferenceGateway:
         for event in reply.events:
             await resp.write(event)
         if reply.error == "read":
-            if request.transport is not None:
-                request.transport.abort()
+            abort(request)
             return resp
         await resp.write_eof()
         return resp
-
-    async def _handshake(
-        self, request: web.Request, resource: Literal["stt", "tts"]
-    ) -> web.StreamResponse | None:
-        """Record the upgrade request; answer it when a handshake fault is next (None:
-        go ahead and upgrade)."""
-        self._record_ws(request, resource)
-        loop = asyncio.get_running_loop()
-        if self._drop_retry.pop(resource, 0.0) > loop.time():
-            # aiohttp retries an idempotent request (the upgrade GET) once when the server
-            # drops it; a scripted connection_error is one failed *connection attempt*, as a
-            # refused connection would be, so its immediate retry is dropped too.
-            self._abort(request)
-            return web.Response(status=502)
-        script: CallScript[Any] = self.tts if resource == "tts" else self.stt
-        fault = _peek(script)
-        if not (isinstance(fault, Fault) and _handshake_fault(fault)):
-            return None
-        script.next()
-        if fault.kind == "timeout":
-            await _hold(request, self._closing)
-            return web.Response(status=504)
-        if fault.kind == "connection_error":
-            self._drop_retry[resource] = loop.time() + 2.0
-            self._abort(request)
-            return web.Response(status=502)
-        reply = wire.fault_reply({}, fault, 0)
-        return web.Response(status=reply.status, body=reply.body, headers=dict(reply.headers))
-
-    def _record_ws(self, request: web.Request, resource: Literal["stt", "tts"]) -> None:
-        self._record(
-            request.method,
-            str(request.url).replace("http", "ws", 1),
-            list(request.headers.items()),
-            b"",
-            "ws",
-            resource,
-        )
-
-    async def _open_ws(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(autoping=True, max_msg_size=0)
-        await ws.prepare(request)
-        self._sockets.add(ws)
-        return ws
-
-    @staticmethod
-    def _abort(request: web.Request) -> None:
-        if request.transport is not None:
-            request.transport.abort()
-
-    @staticmethod
-    def _error_frame(fault: Fault, session_id: str) -> str:
-        frame: dict[str, Any] = {
-            "type": "error",
-            "session_id": session_id,
-            "code": fault.status if fault.status is not None else 400,
-            "message": fault.message,
-        }
-        if fault.body:
-            frame["error"] = dict(fault.body)
-        return json.dumps(frame)
-
-    # -- TTS ---------------------------------------------------------------------------
-    async def _ws_tts(self, request: web.Request) -> web.StreamResponse:
-        refused = await self._handshake(request, "tts")
-        if refused is not None:
-            return refused
-        ws = await self._open_ws(request)
-        self._ws_count += 1
-        session_id = request.headers.get("X-LiveKit-Session-ID") or f"agentsim_tts_{self._ws_count}"
-        sample_rate = 24000
-        pending: list[str] = []
-        try:
-            async for msg in ws:
-                if msg.type != WSMsgType.TEXT:
-                    continue
-                data = json.loads(msg.data)
-                kind = data.get("type")
-                if kind == "session.create":
-                    sample_rate = int(data.get("sample_rate") or sample_rate)
-                    await ws.send_str(
-                        json.dumps({"type": "session.created", "session_id": session_id})
-                    )
-                elif kind == "input_transcript":
-                    pending.append(str(data.get("transcript", "")))
-                elif kind == "session.flush":
-                    text = "".join(pending).strip()
-                    pending.clear()
-                    if not text:  # empty input: the client still waits for `done`
-                        await ws.send_str(json.dumps({"type": "done", "session_id": session_id}))
-                        continue
-                    if not await self._synthesize(request, ws, session_id, text, sample_rate):
-                        break
-                elif kind == "session.close":
-                    break
-        finally:
-            self._sockets.discard(ws)
-        return ws
-
-    async def _synthesize(
-        self,
-        request: web.Request,
-        ws: web.WebSocketResponse,
-        session_id: str,
-        text: str,
-        sample_rate: int,
-    ) -> bool:
-        """Answer one synthesis; False when the connection was dropped."""
-        self.synthesized.append(text)
-        answer = _draw(self.tts)
-        fault = answer if isinstance(answer, Fault) else None
-        if fault is not None and fault.kind == "timeout":
-            return True  # say nothing: the client's receive timeout fires
-        if fault is not None and fault.kind == "connection_error":
-            self._abort(request)
-            return False
-        if fault is not None and fault.kind != "disconnect_mid_stream":
-            await ws.send_str(self._error_frame(fault, session_id))
-            return True
-        duration = self._tts_seconds_per_char * len(text)
-        if isinstance(answer, TTSAnswer) and answer.duration is not None:
-            duration = answer.duration
-        pcm = _pcm(max(duration, 0.01), sample_rate)
-        step = sample_rate // 10 * 2  # 100 ms per output_audio message
-        frames = [pcm[i : i + step] for i in range(0, len(pcm), step)]
-        if fault is not None:  # disconnect_mid_stream
-            frames = frames[: fault.after_chunks]
-        for frame in frames:
-            await ws.send_str(
-                json.dumps(
-                    {
-                        "type": "output_audio",
-                        "session_id": session_id,
-                        "audio": base64.b64encode(frame).decode(),
-                    }
-                )
-            )
-        if fault is not None:
-            self._abort(request)
-            return False
-        await ws.send_str(json.dumps({"type": "done", "session_id": session_id}))
-        return True
-
-    # -- STT ---------------------------------------------------------------------------
-    async def _ws_stt(self, request: web.Request) -> web.StreamResponse:
-        refused = await self._handshake(request, "stt")
-        if refused is not None:
-            return refused
-        ws = await self._open_ws(request)
-        self._ws_count += 1
-        session_id = request.headers.get("X-LiveKit-Session-ID") or f"agentsim_stt_{self._ws_count}"
-        state = _Utterances(self, ws, request, session_id, self._stt_endpoint_silence)
-        try:
-            async for msg in ws:
-                if msg.type == WSMsgType.BINARY:
-                    if not await state.audio(msg.data):
-                        break
-                    continue
-                if msg.type != WSMsgType.TEXT:
-                    continue
-                data = json.loads(msg.data)
-                kind = data.get("type")
-                if kind == "session.create":
-                    settings = data.get("settings") or {}
-                    state.sample_rate = int(settings.get("sample_rate") or state.sample_rate)
-                    await ws.send_str(
-                        json.dumps({"type": "session.created", "session_id": session_id})
-                    )
-                elif kind == "input_audio":
-                    if not await state.audio(base64.b64decode(data.get("audio", ""))):
-                        break
-                elif kind == "session.finalize":
-                    if not await state.end_utterance():
-                        break
-                    await ws.send_str(
-                        json.dumps({"type": "session.finalized", "session_id": session_id})
-                    )
-                elif kind == "session.close":
-                    await ws.send_str(
-                        json.dumps({"type": "session.closed", "session_id": session_id})
-                    )
-                    break
-        finally:
-            self._sockets.discard(ws)
-        return ws
-
-
-class _Utterances:
-    """Server-side endpointing for the fake STT: an utterance starts at the first voiced
-    audio (RMS above a quiet threshold) and ends after ``silence`` seconds of quiet audio
-    or at ``session.finalize``. The scripted answer is drawn at onset (so a fault hits the
-    utterance it belongs to), an interim transcript follows, the final one at the end."""
-
-    VOICED_RMS = 300.0
-
-    def __init__(
-        self,
-        gateway: InferenceGateway,
-        ws: web.WebSocketResponse,
-        request: web.Request,
-        session_id: str,
-        silence: float,
-    ) -> None:
-        self.gateway = gateway
-        self.ws = ws
-        self.request = request
-        self.session_id = session_id
-        self.silence = silence
-        self.sample_rate = 16000
-        self.clock = 0.0  # seconds of audio received
-        self.start: float | None = None
-        self.quiet = 0.0
-        self.answer: STTAnswer | Fault | _NoAnswer | None = None
-
-    async def audio(self, pcm: bytes) -> bool:
-        seconds = len(pcm) / 2 / self.sample_rate
-        voiced = _rms(pcm) > self.VOICED_RMS
-        at = self.clock
-        self.clock += seconds
-        if voiced:
-            self.quiet = 0.0
-            if self.start is None:
-                return await self._begin(at)
-            return True
-        if self.start is not None:
-            self.quiet += seconds
-            if self.quiet >= self.silence:
-                return await self.end_utterance()
-        return True
-
-    async def _begin(self, at: float) -> bool:
-        self.start = at
-        self.answer = answer = _draw(self.gateway.stt)
-        if isinstance(answer, Fault):
-            return await self._fault(answer)
-        if isinstance(answer, STTAnswer):
-            words = answer.text.split()
-            interim = " ".join(words[: max(1, len(words) // 2)])
-            await self._send("interim_transcript", answer, interim, at, 0.0)
-        return True
-
-    async def end_utterance(self) -> bool:
-        start, answer = self.start, self.answer
-        self.start, self.answer, self.quiet = None, None, 0.0
-        if start is None or answer is None:
-            return True
-        if isinstance(answer, _NoAnswer):
-            self.gateway.unscripted.append(f"stt call {self.gateway.stt.calls}")
-            return True
-        if isinstance(answer, Fault):
-            return True  # already served at onset
-        self.gateway.transcribed.append(answer.text)
-        await self._send("final_transcript", answer, answer.text, start, self.clock - start)
-        return True
-
-    async def _fault(self, fault: Fault) -> bool:
-        if fault.kind == "timeout":
-            return True  # the transcript simply never comes
-        if fault.kind == "connection_error":
-            InferenceGateway._abort(self.request)
-            return False
-        if fault.kind == "disconnect_mid_stream":
-            InferenceGateway._abort(self.request)
-            return False
-        await self.ws.send_str(InferenceGateway._error_frame(fault, self.session_id))
-        return True
-
-    async def _send(
-        self, kind: str, answer: STTAnswer, text: str, start: float, duration: float
-    ) -> None:
-        words = text.split()
-        step = duration / len(words) if words and duration > 0 else 0.0
-        await self.ws.send_str(
-            json.dumps(
-                {
-                    "type": kind,
-                    "session_id": self.session_id,
-                    "transcript": text,
-                    "language": answer.language,
-                    "confidence": answer.confidence,
-                    "start": start,
-                    "duration": duration,
-                    "words": [
-                        {
-                            "word": w,
-                            "start": start + i * step,
-                            "end": start + (i + 1) * step,
-                            "confidence": answer.confidence,
-                        }
-                        for i, w in enumerate(words)
-                    ],
-                }
-            )
-        )

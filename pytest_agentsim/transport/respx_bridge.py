@@ -200,9 +200,17 @@ class _Httpx2BridgeTransport(httpx2.AsyncBaseTransport, httpx2.BaseTransport):
 
 
 class Httpx2Mocker(Mocker):
-    """respx mocker for ``httpx2`` clients (and plain ``httpx`` ones): ``using="httpx2"``."""
+    """respx mocker for ``httpx2`` clients (and plain ``httpx`` ones): ``using="httpx2"``.
 
-    name: ClassVar[str] = MOCKER_NAME
+    respx registers mockers by name, once: when this module is imported again (pytester's
+    in-process runs drop modules an inner run imported), the copy stays unnamed and
+    :data:`HTTPX2_MOCKER` is the class respx knows.
+    """
+
+    # the name registers the class with respx (in __init_subclass__), so only the first
+    # import of this module may give it one
+    if MOCKER_NAME not in Mocker.registry:
+        name: ClassVar[str] = MOCKER_NAME
     targets: ClassVar[list[str]] = []
     target_methods: ClassVar[list[str]] = ["_transport_for_url"]
 
@@ -256,6 +264,10 @@ class Httpx2Mocker(Mocker):
             return TryTransport([httpx.MockTransport(handler), real])
 
         return _transport_for_url
+
+
+HTTPX2_MOCKER: type[Mocker] = Mocker.registry[MOCKER_NAME]
+"""The ``httpx2`` mocker respx uses (:class:`Httpx2Mocker` of this module's first import)."""
 
 
 class PassUnmatchedRouter(respx.MockRouter):

@@ -13,6 +13,7 @@ Never imports pytest.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import json
@@ -23,6 +24,14 @@ import threading
 import time
 import traceback
 from typing import Any
+
+from livekit.agents import AgentServer, AgentSession, JobContext
+from livekit.agents.__main__ import main as livekit_main
+from livekit.agents.job import get_job_context
+
+from ...fakes.timing import no_backoff
+from ...transport.offline import block_network
+from .dispatch import begin_finalize
 
 DISPATCH_ENV = "AGENTSIM_DISPATCH"
 PARENT_ENV = "AGENTSIM_PARENT_PID"
@@ -36,8 +45,6 @@ MARKS = (BLOCKED_MARK, CLOSED_MARK, FINALIZED_MARK)  # lines for the parent, not
 
 
 def install_dispatch(payload: str) -> None:
-    from livekit.agents import AgentServer, JobContext
-
     # 1.7+ reads the job attribute (as the cloud sends it); 1.6 falls back to job metadata
     by_attribute = "job.attributes" in inspect.getsource(JobContext.simulation_context)
     original = AgentServer.simulate_job
@@ -75,10 +82,6 @@ async def _finalize_closed() -> None:
     """
     detail: dict[str, Any] = {"ran": False, "success": True, "reason": "", "error": None}
     try:
-        from livekit.agents.job import get_job_context
-
-        from .entrypoint import begin_finalize
-
         jc = get_job_context(required=False)
         sim_ctx = jc.simulation_context() if jc is not None else None
         fnc = getattr(jc, "_simulation_end_fnc", None)
@@ -107,10 +110,6 @@ def report_close() -> None:
     event fires before livekit closes its session host, so the line is in the log by
     the time the parent sees the connection end.
     """
-    import asyncio
-
-    from livekit.agents import AgentSession
-
     original = AgentSession.start
     pending: set[asyncio.Task[None]] = set()
 
@@ -149,19 +148,13 @@ def main(argv: list[str]) -> int:
         install_dispatch(payload)
     report_close()
     if not os.environ.get(REAL_TIMING_ENV):
-        from ...fakes.timing import no_backoff
-
         no_backoff().__enter__()
     parent = os.environ.get(PARENT_ENV)
     if parent:
         threading.Thread(target=_watch_parent, args=(int(parent),), daemon=True).start()
     guard = None
     if not os.environ.get(ALLOW_NETWORK_ENV):
-        from ...transport.offline import block_network
-
         guard = block_network().__enter__()
-    from livekit.agents.__main__ import main as livekit_main
-
     try:
         return livekit_main(["console", *argv])
     finally:

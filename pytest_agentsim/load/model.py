@@ -1,0 +1,294 @@
+"""The scenario model: plain data, what a scenario file means once loaded.
+
+Every element remembers its YAML line so a failure can point at it. Nothing here runs
+anything: a ``judge`` text matcher is graded by the judge the caller passes in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from ..answers import LLMAnswer
+from ..errors import JudgeError, ScenarioError
+from ..faults import Fault
+
+if TYPE_CHECKING:
+    from livekit.protocol.agent_simulation import Scenario as ScenarioProto
+
+Mode = Literal["text", "audio"]
+Transport = Literal["fake", "gateway"]
+MatchKind = Literal["contains", "equals", "regex", "judge"]
+
+EVENT_TYPES = ("message", "function_call", "function_call_output", "agent_handoff")
+
+CLOSE_REASONS = (
+    "error",
+    "job_shutdown",
+    "participant_disconnected",
+    "user_initiated",
+    "task_completed",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class TextMatcher:
+    """How a piece of text is checked: ``contains`` (case-insensitive), ``equals`` or
+    ``regex`` (``re.search``)."""
+
+    kind: MatchKind
+    value: str
+    line: int | None = None
+
+    def matches(self, text: str | None, judge: Judge | None = None) -> bool:
+        """Whether ``text`` matches; a ``judge`` matcher asks ``judge`` (the run's LLM
+        judge, replayed from its cassette)."""
+        text = text or ""
+        if self.kind == "contains":
+            return self.value.casefold() in text.casefold()
+        if self.kind == "equals":
+            return text.strip() == self.value.strip()
+        if self.kind == "regex":
+            return re.search(self.value, text) is not None
+        if judge is None:
+            raise JudgeError(
+                f"judge {self.value!r}: no LLM judge in this run (judge matchers run in "
+                "YAML scenarios, from a cassette)"
+            )
+        return judge.grade(text, self.value).passed
+
+    def describe(self, judge: Judge | None = None) -> str:
+        if self.kind == "judge" and judge is not None:
+            reason = judge.reason_for(self.value)
+            if reason:
+                return f"judge {self.value!r} (the judge: {reason})"
+        return f"{self.kind} {self.value!r}"
+
+
+class Verdict(Protocol):
+    @property
+    def passed(self) -> bool: ...
+
+
+class Judge(Protocol):
+    """What a ``judge`` matcher needs: a grade, and the reason it gave for an intent."""
+
+    def grade(self, text: str, intent: str) -> Verdict: ...
+
+    def reason_for(self, intent: str) -> str | None: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class EventExpectation:
+    """One expected ``RunResult`` event, in order."""
+
+    type: str
+    line: int | None = None
+    role: str | None = None  # message
+    text: TextMatcher | None = None  # message content / function_call_output output
+    name: str | None = None  # function_call
+    arguments: dict[str, Any] | None = None  # function_call: subset that must match
+    is_error: bool | None = None  # function_call_output
+    new_agent: str | None = None  # agent_handoff: class name
+
+    def describe(self) -> str:
+        parts = [self.type]
+        if self.role:
+            parts.append(f"role={self.role}")
+        if self.name:
+            parts.append(f"name={self.name}")
+        if self.arguments:
+            parts.append(f"arguments⊇{self.arguments}")
+        if self.text:
+            parts.append(self.text.describe())
+        if self.is_error is not None:
+            parts.append(f"is_error={self.is_error}")
+        if self.new_agent:
+            parts.append(f"new_agent={self.new_agent}")
+        return " ".join(parts)
+
+
+@dataclasses.dataclass(frozen=True)
+class SpokenExpectation:
+    text: TextMatcher
+    source: str | None = None  # "tts" | "audio" | "text"
+    line: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class CloseExpectation:
+    """``closed: true`` / ``closed: {reason: ...}``: the session must close in this turn;
+    ``closed: false``: it must still be open after it."""
+
+    closed: bool
+    reason: str | None = None
+    line: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelStep:
+    """One scripted model call: an answer or a fault."""
+
+    answer: LLMAnswer | None
+    fault: Fault | None
+    line: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ToolMock:
+    name: str
+    value: Any = None
+    raise_message: str | None = None
+    line: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduledFault:
+    fault: Fault
+    resource: str
+    line: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Turn:
+    index: int
+    line: int | None
+    user: str | None = None
+    say: str | None = None
+    generate_reply: str | None = None
+    llm: tuple[ModelStep, ...] = ()
+    tts: tuple[ModelStep, ...] = ()
+    tools: tuple[ToolMock, ...] = ()
+    expect: tuple[EventExpectation, ...] | None = None
+    spoken: tuple[SpokenExpectation, ...] | None = None
+    closed: CloseExpectation | None = None
+
+    def describe(self) -> str:
+        if self.user is not None:
+            return f"user: {self.user}"
+        if self.say is not None:
+            return f"say: {self.say}"
+        return f"generate_reply: {self.generate_reply or ''}".rstrip()
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentsimConfig:
+    """The effective ``agentsim`` settings of one scenario (file defaults + overrides).
+
+    ``None`` means "not set here" so the plugin can fall back to ini/CLI values; the
+    ``*_line`` fields and ``agent_origin`` say where a value came from.
+    """
+
+    agent: str | None = None
+    agent_origin: Path | None = None  # the YAML file that named the agent (for relative imports)
+    agent_line: int | None = None
+    mode: Mode | None = None
+    timeout: float | None = None
+    turns: tuple[Turn, ...] | None = None
+    faults: tuple[ScheduledFault, ...] = ()
+    snapshot: bool | None = None
+    transport: Transport | None = None
+    process: bool | None = None
+    allow_unused: bool | None = None
+    skip: str | None = None
+    line: int | None = None
+
+
+def merge_configs(base: AgentsimConfig, override: AgentsimConfig) -> AgentsimConfig:
+    """Scenario-level values win over file-level ones; fault schedules add up."""
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(AgentsimConfig):
+        mine = getattr(override, field.name)
+        values[field.name] = mine if mine is not None else getattr(base, field.name)
+    if override.agent is None:
+        values["agent_origin"], values["agent_line"] = base.agent_origin, base.agent_line
+    values["faults"] = base.faults + override.faults
+    values["line"] = override.line if override.line is not None else base.line
+    return AgentsimConfig(**values)
+
+
+@dataclasses.dataclass(frozen=True)
+class FileWarning:
+    message: str
+    line: int | None
+
+
+@dataclasses.dataclass(eq=False)
+class Scenario:
+    """One scenario as the cloud receives it, plus its local ``agentsim`` script."""
+
+    path: Path
+    index: int
+    line: int
+    label: str
+    id: str
+    instructions: str
+    agent_expectations: str
+    tags: dict[str, str]
+    userdata_json: str
+    config: AgentsimConfig
+    name: str  # the pytest item name: id or label, disambiguated within the file
+
+    @property
+    def userdata(self) -> dict[str, Any]:
+        """What ``SimulationContext.userdata()`` returns in the cloud (``{}`` if empty)."""
+        if not self.userdata_json:
+            return {}
+        data: dict[str, Any] = json.loads(self.userdata_json)
+        return data
+
+    @property
+    def uses_judge(self) -> bool:
+        """Whether its scripted turns grade any text with the LLM judge (``judge:``)."""
+        for turn in self.config.turns or ():
+            matchers = [e.text for e in turn.expect or ()] + [s.text for s in turn.spoken or ()]
+            if any(m is not None and m.kind == "judge" for m in matchers):
+                return True
+        return False
+
+    @property
+    def scripted(self) -> bool:
+        """True when the scenario has ``agentsim.turns`` (else it is a simulated scenario)."""
+        return self.config.turns is not None
+
+    def to_proto(self) -> ScenarioProto:
+        """The ``livekit.protocol.agent_simulation.Scenario`` the CLI would send.
+
+        ``lk agent simulate`` decodes only label, instructions, agent_expectations, tags and
+        userdata (its scenario struct has no ``id``), so ``id`` stays empty here too; the
+        scenario's own ``id`` only names the pytest item.
+        """
+        from livekit.protocol.agent_simulation import Scenario as ScenarioProto
+
+        return ScenarioProto(
+            label=self.label,
+            instructions=self.instructions,
+            agent_expectations=self.agent_expectations,
+            tags=dict(self.tags),
+            userdata=self.userdata_json,
+        )
+
+    def __repr__(self) -> str:
+        return f"<Scenario {self.name!r} {self.path.name}:{self.line}>"
+
+
+@dataclasses.dataclass(eq=False)
+class ScenarioFile:
+    path: Path
+    name: str
+    id: str
+    scenarios: list[Scenario]
+    config: AgentsimConfig
+    warnings: list[FileWarning]
+
+    def by_label(self, label: str) -> Scenario:
+        for s in self.scenarios:
+            if label in (s.label, s.name, s.id):
+                return s
+        labels = ", ".join(repr(s.label) for s in self.scenarios)
+        raise ScenarioError(
+            f"no scenario labelled {label!r}", path=self.path, fix=f"pick one of: {labels}"
+        )

@@ -1,0 +1,288 @@
+"""The record of one conversation, whatever mode produced it: :class:`Recorder`.
+
+Every driver reports what it sees here, through the same public methods (``note``,
+``record_item``, ``record_tools``, ``record_error``, ``record_close``, ``record_spoken``),
+so transcripts, reports, checks and assertions read one timeline. It reads livekit's
+event objects (or the process driver's equivalents) by their attributes and never
+imports livekit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ..errors import AgentSimAssertionError
+from .frames import describe_error
+from .timeline import TimelineEntry, render_transcript
+
+__all__ = ["Recorder", "SpokenItem", "SpokenSource", "listener"]
+
+
+class SpokenItem(Protocol):
+    """One thing that reached the user (``fakes.Spoken`` and the process speaker's)."""
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def interrupted(self) -> bool: ...
+
+
+class SpokenSource(Protocol):
+    """Where spoken items come from: the in-process recording outputs or the process
+    driver's speaker (both a ``SpokenLog``)."""
+
+    @property
+    def spoken(self) -> list[Any]: ...
+
+    def on_spoken(self, fn: Callable[[Any], None]) -> None: ...
+
+
+class Recorder:
+    """The timeline of one conversation, what reached the user, errors and the close."""
+
+    def __init__(self, *, timeout: float = 30.0) -> None:
+        self.timeout = timeout
+        self.timeline: list[TimelineEntry] = []
+        self.errors: list[Any] = []  # livekit ErrorEvent objects (or equivalents)
+        self.close_event: Any | None = None
+        self.turn = 0  # 0: before the first scripted turn (a greeting)
+        self.line: int | None = None  # YAML line of what is being played
+        self._outputs: SpokenSource | None = None
+        self._closed = asyncio.Event()
+        self._close_index: int | None = None
+
+    # -- writing ---------------------------------------------------------------------
+    def set_line(self, line: int | None) -> None:
+        """Tag subsequent timeline entries with a YAML line."""
+        self.line = line
+
+    def note(self, kind: str, text: str, *, failed: bool = False, **detail: Any) -> TimelineEntry:
+        """Append one entry (``kind``: user, agent, tool_call, tool_output, handoff, fault,
+        spoken, error, close, note, judge) to the timeline."""
+        entry = TimelineEntry(
+            kind=kind, text=text, detail=detail, failed=failed, yaml_line=self.line, turn=self.turn
+        )
+        self.timeline.append(entry)
+        return entry
+
+    def listen_to(self, outputs: SpokenSource) -> None:
+        """Take what reached the user from ``outputs`` (recording outputs or a speaker)."""
+        self._outputs = outputs
+        outputs.on_spoken(self.record_spoken)
+
+    def record_item(self, ev: Any) -> None:
+        """A ``conversation_item_added`` event: assistant messages and handoffs."""
+        item = ev.item
+        itype = getattr(item, "type", "")
+        if itype == "message" and item.role == "assistant":
+            text = item.text_content or ""
+            extra = " (interrupted)" if getattr(item, "interrupted", False) else ""
+            self.note("agent", text + extra, role="assistant", content=text)
+        elif itype == "agent_handoff":
+            self.note(
+                "handoff",
+                f"{item.old_agent_id or '(start)'} -> {item.new_agent_id}",
+                new_agent_id=item.new_agent_id,
+            )
+
+    def record_tools(self, ev: Any) -> None:
+        """A ``function_tools_executed`` event: each call, then its output."""
+        for call, out in zip(ev.function_calls, ev.function_call_outputs, strict=False):
+            self.note(
+                "tool_call",
+                f"{call.name}({call.arguments})",
+                name=call.name,
+                arguments=call.arguments,
+                call_id=getattr(call, "call_id", None),
+            )
+            if out is not None:
+                flag = " [error]" if out.is_error else ""
+                self.note(
+                    "tool_output",
+                    f"{call.name} -> {out.output}{flag}",
+                    name=call.name,
+                    output=out.output,
+                    is_error=out.is_error,
+                    call_id=getattr(out, "call_id", None),
+                )
+
+    def record_error(self, ev: Any) -> None:
+        """An ``error`` event (``ev.error`` is livekit's LLMError/TTSError/STTError)."""
+        self.errors.append(ev)
+        recoverable = getattr(ev.error, "recoverable", None)
+        suffix = (
+            "" if recoverable is None else (" [recoverable]" if recoverable else " [unrecoverable]")
+        )
+        self.note("error", describe_error(ev.error) + suffix)
+
+    def record_close(self, ev: Any) -> None:
+        """The session closed (``ev.reason``, ``ev.error``)."""
+        self.close_event = ev
+        reason = getattr(ev.reason, "value", ev.reason)
+        err = f" ({describe_error(ev.error)})" if getattr(ev, "error", None) else ""
+        entry = self.note("close", f"reason={reason}{err}", reason=str(reason))
+        self._close_index = self.timeline.index(entry)
+        self._closed.set()
+
+    def record_spoken(self, item: SpokenItem) -> None:
+        flag = " (interrupted)" if item.interrupted else ""
+        self.note(
+            "spoken",
+            f"[{item.source}] {item.text}{flag}",
+            source=item.source,
+            index=len(self.spoken) - 1,
+        )
+
+    # -- reading ---------------------------------------------------------------------
+    @property
+    def spoken(self) -> list[Any]:
+        """Everything that reached the user, in order (text output, or audio with its text)."""
+        return list(self._outputs.spoken) if self._outputs is not None else []
+
+    @property
+    def closed(self) -> bool:
+        return self.close_event is not None
+
+    @property
+    def close_index(self) -> int | None:
+        """The close's position in the timeline (None while open)."""
+        return self._close_index
+
+    def close_reason(self) -> str | None:
+        if self.close_event is None:
+            return None
+        return str(getattr(self.close_event.reason, "value", self.close_event.reason))
+
+    async def wait_closed(self, timeout: float | None = None) -> bool:
+        """Wait for the session's close; False if it did not come in time."""
+        try:
+            await asyncio.wait_for(self._closed.wait(), timeout=timeout or self.timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    def transcript(self, *, failing: str | None = None, failing_line: str | None = None) -> str:
+        return render_transcript(self.timeline, failing=failing, failing_line=failing_line)
+
+    def find_spoken(
+        self,
+        pattern: str | None = None,
+        *,
+        regex: str | None = None,
+        source: str | None = None,
+        before: int | None = None,
+    ) -> list[int]:
+        """Timeline indexes of spoken entries matching (substring is case-insensitive)."""
+        hits = []
+        for i, e in enumerate(self.timeline):
+            if e.kind != "spoken" or (before is not None and i >= before):
+                continue
+            if source is not None and e.detail.get("source") != source:
+                continue
+            text = self.spoken[e.detail["index"]].text
+            if pattern is not None and pattern.casefold() not in text.casefold():
+                continue
+            if regex is not None and re.search(regex, text) is None:
+                continue
+            hits.append(i)
+        return hits
+
+    # -- the harness's assertions (they read only the record) ---------------------------
+    def fail(self, message: str) -> AgentSimAssertionError:
+        return AgentSimAssertionError(f"{message}\n\nTranscript:\n{self.transcript()}")
+
+    def assert_spoken(
+        self,
+        pattern: str | None = None,
+        *,
+        regex: str | None = None,
+        source: str | None = None,
+        count: int | None = None,
+    ) -> None:
+        """Something matching reached the user (``count=``: exactly that many times)."""
+        __tracebackhide__ = True
+        hits = self.find_spoken(pattern, regex=regex, source=source)
+        what = _what(pattern, regex, source)
+        if count is not None and len(hits) != count:
+            raise self.fail(
+                f"expected {what} to be spoken {count} time(s), it was spoken {len(hits)} time(s)"
+            )
+        if not hits:
+            raise self.fail(f"expected {what} to be spoken, but it never reached the user")
+
+    def assert_not_spoken(self, pattern: str | None = None, *, regex: str | None = None) -> None:
+        __tracebackhide__ = True
+        if self.find_spoken(pattern, regex=regex):
+            raise self.fail(f"{_what(pattern, regex, None)} was spoken but must not be")
+
+    def assert_spoken_before_close(
+        self,
+        pattern: str | None = None,
+        *,
+        regex: str | None = None,
+        source: str | None = None,
+    ) -> None:
+        """The fallback check: the session closed, and the match was spoken before it did."""
+        __tracebackhide__ = True
+        what = _what(pattern, regex, source)
+        if self.close_event is None or self._close_index is None:
+            hits = self.find_spoken(pattern, regex=regex, source=source)
+            state = "it was spoken" if hits else "it was never spoken either"
+            raise self.fail(
+                f"expected {what} to be spoken before the session closed, but the "
+                f"session never closed ({state})"
+            )
+        if self.find_spoken(pattern, regex=regex, source=source, before=self._close_index):
+            return
+        if self.find_spoken(pattern, regex=regex, source=source):
+            raise self.fail(
+                f"{what} was spoken only after the session closed: the user never heard it"
+            )
+        raise self.fail(f"the agent went silent: {what} was never spoken before the session closed")
+
+    def assert_closed(self, reason: str | None = None) -> None:
+        __tracebackhide__ = True
+        actual = self.close_reason()
+        if actual is None:
+            raise self.fail("expected the session to close, but it is still open")
+        if reason is not None and actual != reason:
+            raise self.fail(
+                f"expected the session to close with reason={reason!r}, it closed "
+                f"with reason={actual!r}"
+            )
+
+    def assert_not_closed(self) -> None:
+        __tracebackhide__ = True
+        actual = self.close_reason()
+        if actual is not None:
+            raise self.fail(f"expected the session to stay open, it closed (reason={actual})")
+
+
+def listener(handler: Callable[[Any], None]) -> Callable[[Any], None]:
+    """A plain function with its signature precomputed: livekit's EventEmitter inspects a
+    listener's signature on every emit, which costs ~10x more for a bound method (per-turn
+    overhead the benchmark measures)."""
+
+    def call(ev: Any) -> None:
+        handler(ev)
+
+    call.__signature__ = inspect.signature(call)  # type: ignore[attr-defined]
+    return call
+
+
+def _what(pattern: str | None, regex: str | None, source: str | None) -> str:
+    if regex is not None:
+        what = f"speech matching /{regex}/"
+    elif pattern is not None:
+        what = f"{pattern!r}"
+    else:
+        what = "any speech"
+    return what + (f" from {source}" if source else "")

@@ -1,0 +1,101 @@
+"""The engine's entry points, as the plugin (and Python users) call them.
+
+``run_scenario`` picks the driver for a scripted scenario (an ``Agent`` target in a session
+built here, an ``AgentServer``'s entrypoint in a fake job, or an agent file in a child
+process) and has the one turn player play it; ``run_simulation`` runs a scenario without
+turns (LLM user and judge, from its cassette). Importing this module imports livekit: the
+plugin imports it lazily, at its edge, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+
+from livekit.agents import Agent
+
+from ..fakes import FakeLLM, FakeSTT, FakeTTS, no_backoff
+from ..load.model import Judge, Scenario
+from ..transport import InferenceGateway, NetworkGuard, block_network
+from .cassette import cassette_path
+from .drivers.base import Driver
+from .drivers.entrypoint import EntrypointDriver
+from .drivers.process import ProcessDriver
+from .drivers.session import SessionDriver
+from .harness import AgentSim
+from .judge import IntentJudge, Verdict, open_intent_judge
+from .player import ScenarioRun, TurnPlayer
+from .settings import RunSettings
+from .simulate import SimulationSettings, run_simulation
+from .target import AgentTarget, locate_agent_file, resolve_target
+
+__all__ = [
+    "AgentSim",
+    "AgentTarget",
+    "FakeLLM",
+    "FakeSTT",
+    "FakeTTS",
+    "InferenceGateway",
+    "IntentJudge",
+    "NetworkGuard",
+    "RunSettings",
+    "ScenarioRun",
+    "SimulationSettings",
+    "Verdict",
+    "block_network",
+    "cassette_path",
+    "locate_agent_file",
+    "no_backoff",
+    "open_intent_judge",
+    "resolve_target",
+    "run_scenario",
+    "run_simulation",
+]
+
+
+async def run_scenario(
+    scenario: Scenario,
+    target: AgentTarget | Callable[[Scenario], Agent] | Path,
+    settings: RunSettings,
+    *,
+    judge: Judge | None = None,
+    sim: AgentSim | None = None,
+) -> ScenarioRun:
+    """Play one scripted scenario; raises ScenarioFailure (or ScenarioError) on failure.
+
+    ``target`` is an :class:`~.target.AgentTarget` (or a factory), or in process mode the
+    agent file. With ``settings.transport == "gateway"`` the session's LLM is the real
+    ``livekit.agents.inference.LLM``, served the same script over HTTP by the fake gateway.
+    """
+    if settings.process:
+        if not isinstance(target, Path):
+            raise TypeError("process mode runs an agent file: pass its Path")
+        return await TurnPlayer(
+            scenario, ProcessDriver(scenario, target, settings), settings, judge=judge
+        ).run()
+    async with contextlib.AsyncExitStack() as stack:
+        if not settings.real_timing:
+            stack.enter_context(no_backoff())
+        if sim is None:
+            gateway = None
+            if settings.transport == "gateway":
+                gateway = await stack.enter_async_context(InferenceGateway())
+            sim = AgentSim(timeout=settings.timeout, gateway=gateway)
+        driver = _in_process_driver(scenario, target, settings, sim)
+        return await TurnPlayer(scenario, driver, settings, judge=judge).run()
+    raise AssertionError("unreachable")  # pragma: no cover - the block returns
+
+
+def _in_process_driver(
+    scenario: Scenario,
+    target: AgentTarget | Callable[[Scenario], Agent] | Path,
+    settings: RunSettings,
+    sim: AgentSim,
+) -> Driver:
+    if isinstance(target, Path):
+        raise TypeError("an agent file runs in process mode (settings.process)")
+    if isinstance(target, AgentTarget) and target.kind == "server":
+        return EntrypointDriver(sim, scenario, settings, target.obj, description=target.description)
+    build = target.build if isinstance(target, AgentTarget) else target
+    return SessionDriver(sim, scenario, settings, build)

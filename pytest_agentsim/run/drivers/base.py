@@ -1,0 +1,100 @@
+"""The driver interface: how one mode gets a turn to the agent and its events back.
+
+The turn player (:mod:`pytest_agentsim.run.player`) owns everything a scenario means:
+queueing the scripted answers, the order of steps, the checks and their wording. A driver
+owns only the mechanics of its mode (an ``AgentSession`` in this process, an entrypoint in
+a fake job, an agent file in a child process over the session protocol).
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from collections.abc import Awaitable, Iterator
+from typing import Any, ClassVar, TypeVar
+
+from ...errors import ScenarioError, ScenarioFailure
+from ...load.model import Scenario, ToolMock, Turn
+from ...observe.events import ObservedEvent
+from ...observe.record import Recorder
+from ..scripts import Scripts
+
+__all__ = ["Driver"]
+
+T = TypeVar("T")
+
+
+class Driver(abc.ABC):
+    """One mode's mechanics. ``rec`` is the conversation's record, ``scripts`` where the
+    scenario's model answers go."""
+
+    mode_name: ClassVar[str]
+    """How failures name the mode (``process mode``...)."""
+
+    rec: Recorder
+    scripts: Scripts
+
+    def unsupported(self, scenario: Scenario) -> ScenarioError | None:
+        """Why ``scenario`` cannot run in this mode (None: it can)."""
+        return None
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Start the agent; returns when its session is up (a greeting may be under way)."""
+
+    async def within(self, step: Awaitable[T]) -> T:
+        """Await ``step`` where the agent's turns run (an entrypoint's session context)."""
+        return await step
+
+    @abc.abstractmethod
+    async def play(self, turn: Turn) -> list[ObservedEvent]:
+        """Play one turn; its events (what ``expect`` checks). The record advances to the
+        turn (``rec.turn``) and notes its input."""
+
+    @contextlib.contextmanager
+    def tool_mocks(self, mocks: tuple[ToolMock, ...]) -> Iterator[None]:
+        """Mock tools for the duration of one turn."""
+        yield
+
+    @abc.abstractmethod
+    async def settle(self, *, spoken: int, close: bool) -> None:
+        """Wait until the agent is quiet after a step (late speech, a close): up to a bound
+        when ``spoken`` items or a ``close`` are still expected."""
+
+    def greeting_events(self) -> list[ObservedEvent]:
+        """What the agent did on its own before the first turn (turn 0)."""
+        return []
+
+    async def finish(self) -> None:
+        """After the last turn, as the cloud ends a simulation (``on_simulation_end``)."""
+        return None
+
+    @abc.abstractmethod
+    async def aclose(self, *, failed: bool) -> None:
+        """End the session/job/process (quickly when the scenario already failed)."""
+
+    def history(self) -> list[dict[str, Any]] | None:
+        """The normalized chat history (snapshots), if the mode can read it."""
+        return None
+
+    def pending(self) -> list[str]:
+        """Tool calls still running (named when the scenario times out)."""
+        return []
+
+    def bounded(self) -> bool:
+        """True when the player bounds the whole run by the scenario timeout; False when
+        the driver bounds each step itself (a child process that is slow to start)."""
+        return True
+
+    def blocked_hosts(self) -> list[str]:
+        """Non-loopback hosts the agent tried to reach where this process's guard cannot
+        see it (a child process reports its own)."""
+        return []
+
+    def figures(self) -> dict[str, Any]:
+        """Mode-specific measurements (a child's start-up time...)."""
+        return {}
+
+    def annotate(self, failure: ScenarioFailure) -> ScenarioFailure:
+        """Add what only this mode knows to a failure (a child's log)."""
+        return failure

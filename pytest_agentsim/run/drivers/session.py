@@ -1,0 +1,102 @@
+"""The in-process driver: an ``AgentSession`` built by the plugin around the user's agent.
+
+Turns are played with ``session.run()`` (user turns) or ``session.say()``/
+``generate_reply()`` (agent-initiated ones); the models are the fakes (or, with the
+gateway transport, the real ``inference.LLM`` answered by the fake gateway).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
+
+from livekit.agents import Agent
+
+from ...errors import AgentSimAssertionError, ScenarioError
+from ...load.model import Scenario, ToolMock, Turn
+from ...observe.events import ObservedEvent, observe_run_events, observe_timeline
+from ...observe.frames import describe_exception, user_traceback
+from ..harness import AgentSim
+from ..outcome import StepFailed
+from ..settings import RunSettings
+from .base import Driver
+from .tools import turn_tool_mocks
+
+__all__ = ["CLOSE_GRACE", "SessionDriver"]
+
+CLOSE_GRACE = 1.0
+"""How long after a turn a `closed:` expectation waits for the session to close (the fakes
+are instant, so a close that is coming arrives within loop turns; the bound only costs
+time when the agent never closes, which fails anyway)."""
+
+
+class SessionDriver(Driver):
+    """An ``Agent`` (built by ``make_agent``) in a session on ``sim``'s fakes."""
+
+    mode_name: ClassVar[str] = "in-process"
+
+    def __init__(
+        self,
+        sim: AgentSim,
+        scenario: Scenario,
+        settings: RunSettings,
+        make_agent: Callable[[Scenario], Agent] | None = None,
+    ) -> None:
+        self.sim = sim
+        self.rec = sim
+        self.scripts = sim.scripts
+        self.scenario = scenario
+        self.settings = settings
+        self.make_agent = make_agent
+
+    async def start(self) -> None:
+        assert self.make_agent is not None
+        try:
+            agent = self.make_agent(self.scenario)
+        except ScenarioError:
+            raise
+        except Exception as e:
+            # a bug in the user's agent factory: show their frames, not the event loop's
+            frames = user_traceback(e)
+            raise StepFailed(
+                f"building the agent failed: {describe_exception(e)}"
+                + (f"\n{frames}" if frames else ""),
+                line=self.scenario.config.agent_line or self.scenario.line,
+            ) from None
+        await self.sim.start(agent, mode=self.settings.mode)
+
+    async def play(self, turn: Turn) -> list[ObservedEvent]:
+        sim = self.sim
+        try:
+            if turn.user is not None:
+                result = await sim.run(turn.user)
+                return observe_run_events(result.events)
+            if turn.say is not None:
+                await sim.say(turn.say)
+            else:
+                await sim.generate_reply(turn.generate_reply)
+        except AgentSimAssertionError as e:
+            raise StepFailed(str(e).split("\n\n", 1)[0], line=turn.line) from None
+        return observe_timeline(sim.timeline, sim.turn)
+
+    @contextlib.contextmanager
+    def tool_mocks(self, mocks: tuple[ToolMock, ...]) -> Iterator[None]:
+        with turn_tool_mocks(self.sim.session, mocks):
+            yield
+
+    async def settle(self, *, spoken: int, close: bool) -> None:
+        sim = self.sim
+        if close and not sim.closed:
+            await sim.wait_closed(timeout=min(sim.timeout, CLOSE_GRACE))
+
+    async def aclose(self, *, failed: bool) -> None:
+        # a failed or hung scenario is over: don't wait for livekit's graceful drain of
+        # speech that may never finish
+        await self.sim.aclose(timeout=0.2 if failed else 5.0)
+
+    def history(self) -> list[dict[str, Any]] | None:
+        return self.sim.history if self.sim.started else None
+
+    def pending(self) -> list[str]:
+        return self.sim.pending_tool_calls()
