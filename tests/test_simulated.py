@@ -347,7 +347,7 @@ def test_yaml_judge_matcher_records_and_replays(
     answer = json.dumps({"verdict": verdict, "reason": "It mentions a free double room."})
     result = pytester.runpytest("--agentsim", "-rs")
     result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["*uses `judge` matchers but has no cassette*--agentsim-record*"])
+    result.stdout.fnmatch_lines(["*uses `judge` matchers without a cassette*--agentsim-record*"])
     with ModelServer(["unused"], ["unused"], [answer]) as server:
         recorded = record(pytester, server)
         roles = [role for role, _ in server.requests]

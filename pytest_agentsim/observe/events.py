@@ -70,35 +70,30 @@ def parse_arguments(raw: Any) -> Any:
     return raw
 
 
+def _call(name: Any, arguments: Any, call_id: Any) -> ObservedEvent:
+    return ObservedEvent(
+        "function_call", name=name, arguments=parse_arguments(arguments), call_id=call_id
+    )
+
+
+def _output(name: Any, output: Any, is_error: Any, call_id: Any) -> ObservedEvent:
+    return ObservedEvent(
+        "function_call_output", text=output, is_error=is_error, name=name, call_id=call_id
+    )
+
+
 def observe_run_events(events: Iterable[Any]) -> list[ObservedEvent]:
     """The events of a ``RunResult`` (livekit's ``RunEvent`` objects)."""
     out: list[ObservedEvent] = []
     for ev in events:
-        t = ev.type
-        if t == "message":
-            out.append(ObservedEvent("message", role=ev.item.role, text=ev.item.text_content or ""))
-        elif t == "function_call":
-            item = ev.item
-            out.append(
-                ObservedEvent(
-                    "function_call",
-                    name=item.name,
-                    arguments=parse_arguments(item.arguments),
-                    call_id=item.call_id,
-                )
-            )
-        elif t == "function_call_output":
-            item = ev.item
-            out.append(
-                ObservedEvent(
-                    "function_call_output",
-                    text=item.output,
-                    is_error=item.is_error,
-                    name=item.name,
-                    call_id=item.call_id,
-                )
-            )
-        elif t == "agent_handoff":
+        item: Any = getattr(ev, "item", None)
+        if ev.type == "message":
+            out.append(ObservedEvent("message", role=item.role, text=item.text_content or ""))
+        elif ev.type == "function_call":
+            out.append(_call(item.name, item.arguments, item.call_id))
+        elif ev.type == "function_call_output":
+            out.append(_output(item.name, item.output, item.is_error, item.call_id))
+        elif ev.type == "agent_handoff":
             agent = ev.new_agent
             out.append(
                 ObservedEvent(
@@ -121,24 +116,9 @@ def observe_timeline(entries: Sequence[TimelineEntry], turn: int) -> list[Observ
         if e.kind == "agent":
             out.append(ObservedEvent("message", role="assistant", text=d.get("content", e.text)))
         elif e.kind == "tool_call":
-            out.append(
-                ObservedEvent(
-                    "function_call",
-                    name=d.get("name"),
-                    arguments=parse_arguments(d.get("arguments", "{}")),
-                    call_id=d.get("call_id"),
-                )
-            )
+            out.append(_call(d.get("name"), d.get("arguments", "{}"), d.get("call_id")))
         elif e.kind == "tool_output":
-            out.append(
-                ObservedEvent(
-                    "function_call_output",
-                    text=d.get("output"),
-                    is_error=d.get("is_error"),
-                    name=d.get("name"),
-                    call_id=d.get("call_id"),
-                )
-            )
+            out.append(_output(d.get("name"), d.get("output"), d.get("is_error"), d.get("call_id")))
         else:
             out.append(
                 ObservedEvent(
@@ -169,32 +149,17 @@ def observe_proto_items(items: Iterable[Any]) -> list[ObservedEvent]:
     for item in items:
         which = item.WhichOneof("item")
         if which == "message":
-            msg = item.message
-            role = proto_role(msg)
-            if role in ("user", "system", "developer"):
-                continue  # run() results carry the agent's side only
-            out.append(ObservedEvent("message", role=role, text=proto_message_text(msg)))
+            role = proto_role(item.message)
+            if role not in ("user", "system", "developer"):  # the agent's side only
+                out.append(
+                    ObservedEvent("message", role=role, text=proto_message_text(item.message))
+                )
         elif which == "function_call":
             fc = item.function_call
-            out.append(
-                ObservedEvent(
-                    "function_call",
-                    name=fc.name,
-                    arguments=parse_arguments(fc.arguments),
-                    call_id=fc.call_id,
-                )
-            )
+            out.append(_call(fc.name, fc.arguments, fc.call_id))
         elif which == "function_call_output":
             fo = item.function_call_output
-            out.append(
-                ObservedEvent(
-                    "function_call_output",
-                    text=fo.output,
-                    is_error=fo.is_error,
-                    name=fo.name,
-                    call_id=fo.call_id,
-                )
-            )
+            out.append(_output(fo.name, fo.output, fo.is_error, fo.call_id))
         elif which == "agent_handoff":
             out.append(ObservedEvent("agent_handoff", new_agent_id=item.agent_handoff.new_agent_id))
     return out

@@ -21,15 +21,28 @@ from ..errors import AgentsimError, AgentsimWarning, ScenarioError, ScenarioFail
 from ..load.loader import load_scenario_file
 from ..load.model import Scenario
 from ..observe.timeline import TimelineEntry, render_transcript
-from .settings import SETTINGS_KEY, resolved_mode, resolved_timeout, run_settings, snapshot_on
+from .settings import (
+    SETTINGS_KEY,
+    Settings,
+    resolved_mode,
+    resolved_timeout,
+    run_settings,
+    snapshot_on,
+)
 from .snapshot import HistorySnapshotMismatch, assert_history_snapshot
 
 if TYPE_CHECKING:
     from _pytest._code.code import TerminalRepr
 
-    from ..run.api import NetworkGuard, ScenarioRun
+    from ..run.api import IntentJudge, NetworkGuard, ScenarioRun
 
-__all__ = ["ScenarioItem", "ScenarioYamlFile", "network_report", "run_scenario_item"]
+__all__ = [
+    "ScenarioItem",
+    "ScenarioYamlFile",
+    "network_report",
+    "recorded_judge",
+    "run_scenario_item",
+]
 
 _TRANSCRIPT_KEY = pytest.StashKey[str]()
 TIMELINE_KEY: pytest.StashKey[list[TimelineEntry]] = pytest.StashKey()
@@ -59,6 +72,29 @@ def network_report(blocked: list[str]) -> str:
         "  fix: script that model with the fakes (llm:/tts: steps) or the inference_gateway "
         "fixture, or pass --agentsim-allow-network"
     )
+
+
+@contextlib.contextmanager
+def recorded_judge(
+    settings: Settings, path: Path, name: str, rerecord: str
+) -> Iterator[IntentJudge]:
+    """The intent judge of one scenario or test, from its cassette at ``path`` (written
+    when recording)."""
+    from ..run.api import open_intent_judge
+
+    judge = open_intent_judge(
+        path=path,
+        name=name,
+        record=settings.record,
+        judge_model=settings.judge_model,
+        model_base_url=settings.model_base_url,
+        rerecord=rerecord,
+    )
+    try:
+        yield judge
+    finally:
+        if settings.record:
+            judge.cassette.save()
 
 
 def run_scenario_item(request: pytest.FixtureRequest) -> None:
@@ -170,35 +206,25 @@ class ScenarioItem(pytest.Function):
         if not judging:
             yield None
             return
-        from ..run import api as engine
 
         settings = self.config.stash[SETTINGS_KEY]
-        path, rerecord = self._cassette()
-        if not settings.record and not path.is_file():
-            pytest.skip(
-                f"scenario uses `judge` matchers but has no cassette ({self._shown(path)}): "
-                f"record the judge's verdicts with `{rerecord}`"
-            )
-        judge = engine.open_intent_judge(
-            path=path,
-            name=self.scenario.name,
-            record=settings.record,
-            judge_model=settings.judge_model,
-            model_base_url=settings.model_base_url,
-            rerecord=rerecord,
-        )
-        try:
+        path, rerecord = self._cassette("scenario uses `judge` matchers", "the judge's verdicts")
+        with recorded_judge(settings, path, self.scenario.name, rerecord) as judge:
             yield judge
-        finally:
-            if settings.record:
-                judge.cassette.save()
 
-    def _cassette(self) -> tuple[Path, str]:
-        """This scenario's cassette and the command that (re)records it."""
+    def _cassette(self, what: str, record: str, more: str = "") -> tuple[Path, str]:
+        """This scenario's cassette and the command that (re)records it; without one to
+        replay, the item is skipped saying how to record it."""
         from ..run import api as engine
 
         path = engine.cassette_path(self.scenario.path, self.scenario.name)
-        return path, f'pytest --agentsim --agentsim-record "{self.nodeid}"'
+        rerecord = f'pytest --agentsim --agentsim-record "{self.nodeid}"'
+        if not self.config.stash[SETTINGS_KEY].record and not path.is_file():
+            pytest.skip(
+                f"{what} without a cassette ({self._shown(path)}): record {record} with "
+                f"`{rerecord}`{more}"
+            )
+        return path, rerecord
 
     def _shown(self, path: Path) -> Path:
         try:
@@ -232,14 +258,11 @@ class ScenarioItem(pytest.Function):
 
         s = self.scenario
         settings = self.config.stash[SETTINGS_KEY]
-        path, rerecord = self._cassette()
-        if not settings.record and not path.is_file():
-            pytest.skip(
-                f"simulated scenario (no agentsim.turns) without a cassette "
-                f"({self._shown(path)}): record "
-                f"one against the real models with `{rerecord}` (or add "
-                "`agentsim: {turns: [...]}` to script it)"
-            )
+        path, rerecord = self._cassette(
+            "simulated scenario (no agentsim.turns)",
+            "one against the real models",
+            " (or add `agentsim: {turns: [...]}` to script it)",
+        )
         target = self._resolve(request, engine.resolve_target)
         sim_settings = engine.SimulationSettings(
             cassette=path,

@@ -18,7 +18,7 @@ import pytest_asyncio
 from ..errors import ScenarioError
 from ..load.loader import load_scenario_file
 from ..load.model import Scenario
-from .collect import network_report
+from .collect import network_report, recorded_judge
 from .settings import SETTINGS_KEY
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ def agentsim_judge(request: pytest.FixtureRequest) -> Iterator[IntentJudge]:
     replayed from ``__cassettes__/<test module>/<test name>.yaml`` beside the test file,
     written with ``--agentsim-record``; a test without its cassette is skipped with the
     command that records it."""
-    from ..run.api import cassette_path, open_intent_judge
+    from ..run.api import cassette_path
 
     settings = request.config.stash[SETTINGS_KEY]
     node = request.node
@@ -148,16 +148,5 @@ def agentsim_judge(request: pytest.FixtureRequest) -> Iterator[IntentJudge]:
             f"agentsim_judge has no cassette for this test ({path.name}): record the "
             f"judge's verdicts with `{rerecord}`"
         )
-    judge = open_intent_judge(
-        path=path,
-        name=node.name,
-        record=settings.record,
-        judge_model=settings.judge_model,
-        model_base_url=settings.model_base_url,
-        rerecord=rerecord,
-    )
-    try:
+    with recorded_judge(settings, path, node.name, rerecord) as judge:
         yield judge
-    finally:
-        if settings.record:
-            judge.cassette.save()

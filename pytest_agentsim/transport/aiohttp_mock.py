@@ -28,8 +28,8 @@ from __future__ import annotations
 import inspect
 import json
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Protocol, cast
+from collections.abc import Mapping
+from typing import Any, Protocol, cast
 
 import aiohttp
 from aiohttp import ClientResponse
@@ -58,19 +58,19 @@ class ServedScripts(Protocol):
         self,
         method: str,
         url: str,
-        headers: Sequence[tuple[str, str]] | Mapping[str, str],
+        headers: wire.Headers,
         body: bytes,
-        transport: Literal["respx", "http", "aiohttp", "ws"],
-        resource: Literal["llm", "models", "stt", "tts"],
+        transport: wire.Carrier,
+        resource: wire.RequestKind,
     ) -> Any: ...
 
     def llm_reply(
         self,
         method: str,
         url: str,
-        headers: Sequence[tuple[str, str]] | Mapping[str, str],
+        headers: wire.Headers,
         body: bytes,
-        transport: Literal["respx", "http", "aiohttp", "ws"],
+        transport: wire.Carrier,
     ) -> wire.HTTPReply: ...
 
 

@@ -104,10 +104,10 @@ class RecordedRequest:
     url: str
     json: Any
     headers: Mapping[str, str]
-    transport: Literal["respx", "http", "aiohttp", "ws"]
+    transport: wire.Carrier
     """``respx`` (in-process httpx/httpx2), ``http`` (loopback server), ``aiohttp``
     (aioresponses), ``ws`` (websocket handshake on the loopback server)."""
-    resource: Literal["llm", "models", "stt", "tts"]
+    resource: wire.RequestKind
 
 
 def _stale_http_factory(factory: Any) -> bool:
@@ -388,10 +388,10 @@ class InferenceGateway(SpeechSockets):
         self,
         method: str,
         url: str,
-        headers: Sequence[tuple[str, str]] | Mapping[str, str],
+        headers: wire.Headers,
         body: bytes,
-        transport: Literal["respx", "http", "aiohttp", "ws"],
-        resource: Literal["llm", "models", "stt", "tts"],
+        transport: wire.Carrier,
+        resource: wire.RequestKind,
     ) -> RecordedRequest:
         rec = RecordedRequest(
             method=method.upper(),
@@ -408,9 +408,9 @@ class InferenceGateway(SpeechSockets):
         self,
         method: str,
         url: str,
-        headers: Sequence[tuple[str, str]] | Mapping[str, str],
+        headers: wire.Headers,
         body: bytes,
-        transport: Literal["respx", "http", "aiohttp", "ws"],
+        transport: wire.Carrier,
     ) -> wire.HTTPReply:
         rec = self.record_request(method, url, headers, body, transport, "llm")
         payload = rec.json if isinstance(rec.json, Mapping) else {}

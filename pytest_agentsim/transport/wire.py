@@ -22,7 +22,10 @@ from ..faults import Fault
 
 __all__ = [
     "REDACTED",
+    "Carrier",
     "HTTPReply",
+    "Headers",
+    "RequestKind",
     "TransportError",
     "chat_completion_reply",
     "fault_reply",
@@ -35,6 +38,12 @@ __all__ = [
 TransportError = Literal["connect", "timeout", "read"]
 """How a reply fails below HTTP: ``connect`` (no connection), ``timeout`` (no answer in
 time), ``read`` (the connection drops while the body streams)."""
+
+Carrier = Literal["respx", "http", "aiohttp", "ws"]
+"""What carried a request to the gateway: ``respx`` (in-process httpx/httpx2), ``http``
+(loopback server), ``aiohttp`` (aioresponses), ``ws`` (websocket handshake)."""
+RequestKind = Literal["llm", "models", "stt", "tts"]
+Headers = Sequence[tuple[str, str]] | Mapping[str, str]
 
 REDACTED = "<redacted>"
 # Headers that carry credentials; recorded requests never keep their values.
