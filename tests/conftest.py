@@ -6,11 +6,14 @@ from pathlib import Path
 # In-process pytester restores sys.modules after every inner run, so a library an inner run
 # imports first is imported again by the next one. Two cannot be: numpy (under livekit)
 # refuses a second import, and httpx2 caches its exception map from the first httpcore2
-# it sees. The plugin needs nothing here: its engine loads at one boundary, and the test
-# modules import it up front.
+# it sees. The plugin's engine loads at its one boundary (pytest_agentsim.run.api), once
+# here: an inner run importing it itself recompiles it through pytest's assertion rewriter,
+# which CPython 3.11.7 can fail with "AST constructor recursion depth mismatch".
 import httpcore2  # noqa: F401
 import livekit.agents  # noqa: F401
 import pytest
+
+import pytest_agentsim.run.api  # noqa: F401
 
 pytest_plugins = ["pytester"]
 
@@ -95,3 +98,22 @@ def agent_d() -> EchoAgent:
 def from_scenario(scenario) -> EchoAgent:
     return EchoAgent(scenario.userdata.get("name", "nobody"))
 '''
+
+
+def plugin_output(result: pytest.RunResult) -> str:
+    """An inner run's stdout without pytest's "Captured ..." sections: what the plugin and
+    pytest report, not the logs and output captured from livekit and the agent, which may
+    hold tracebacks livekit logged itself (an exception logged with exc_info). A captured
+    section runs to the next section header (``---- agentsim transcript ----``), test
+    header (``____ name ____``) or summary line (``==== ... ====``)."""
+    import re
+
+    kept: list[str] = []
+    captured = False
+    for line in result.stdout.lines:
+        header = re.fullmatch(r"-+ (.+?) -+|_+ .+ _+|=+ .+ =+", line)
+        if header:
+            captured = (header.group(1) or "").startswith("Captured ")
+        if not captured:
+            kept.append(line)
+    return "\n".join(kept)

@@ -31,7 +31,7 @@ from pytest_agentsim import ScenarioError, load_scenario_file
 from pytest_agentsim.load.loader import MAX_FILE_BYTES
 from pytest_agentsim.load.yamlv3 import YamlError, compose_document
 
-from .conftest import DATA
+from .conftest import DATA, plugin_output
 
 CORPUS = DATA / "broken"
 # Loose, in CPU seconds (a busy CI machine or xdist does not skew them): the real cost is
@@ -194,13 +194,14 @@ def test_loader_reports_file_line_and_fix(name: str) -> None:
 
 @pytest.mark.skipif(not yaml.__with_libyaml__, reason="compares libyaml with pure Python")
 def test_both_parsers_agree_on_the_corpus() -> None:
-    """Without libyaml, PyYAML's pure-Python parser must fail (or not) on the same line."""
+    """Without libyaml, PyYAML's pure-Python parser must fail (or not) on the same line,
+    with the same message and fix: the words are ours, not either parser's."""
 
-    def outcome(data: bytes, use_libyaml: bool) -> tuple[str, int | None]:
+    def outcome(data: bytes, use_libyaml: bool) -> tuple[str, int | None, str, str | None]:
         try:
-            return "ok", compose_document(data, use_libyaml=use_libyaml)[1]
+            return "ok", compose_document(data, use_libyaml=use_libyaml)[1], "", None
         except YamlError as e:
-            return "error", e.line
+            return "error", e.line, e.message, e.fix
 
     differ = [
         name
@@ -232,7 +233,8 @@ REPRESENTATIVES = {
 }
 
 
-def _clean(out: str) -> None:
+def _clean(result: pytest.RunResult) -> None:
+    out = plugin_output(result)  # not what livekit may log in a captured section
     assert "Traceback" not in out
     assert "INTERNALERROR" not in out
 
@@ -250,7 +252,7 @@ def test_collection_error_per_category(pytester: pytest.Pytester, category: str)
     shutil.copy(CORPUS / name, pytester.path / "scenarios.yaml")
     result = pytester.runpytest("--agentsim", "--collect-only")
     out = result.stdout.str()
-    _clean(out)
+    _clean(result)
     assert result.ret == pytest.ExitCode.INTERRUPTED
     assert _has_error_lines(out, f"scenarios.yaml:{expect.line}", expect), out
 
@@ -263,7 +265,7 @@ def test_whole_corpus_in_one_session(pytester: pytest.Pytester) -> None:
         expected_items += _header(CORPUS / name).collects or 0
     result = pytester.runpytest("--agentsim", "--collect-only", "-q")
     out = result.stdout.str()
-    _clean(out)
+    _clean(result)
     errors = [n for n in CASES if _header(CORPUS / n).error is not None]
     assert f"{len(errors)} errors" in out
     assert f"{expected_items} tests collected" in out
@@ -283,7 +285,7 @@ def test_collecting_file_warns_at_the_line(pytester: pytest.Pytester, name: str)
     assert expect.collects is not None and expect.warning is not None
     shutil.copy(CORPUS / name, pytester.path / "scenarios.yaml")
     result = pytester.runpytest("--agentsim", "--collect-only", "-q")
-    _clean(result.stdout.str())
+    _clean(result)
     assert result.ret == pytest.ExitCode.OK
     lines = result.stdout.lines
     at = lines.index(f"scenarios.yaml:{expect.line}")
@@ -340,7 +342,7 @@ def test_file_over_the_size_cap(pytester: pytest.Pytester) -> None:
         == f"file is {MAX_FILE_BYTES + 1} bytes, over the {MAX_FILE_BYTES} byte limit"
     )
     run = pytester.runpytest("--agentsim", "--collect-only")
-    _clean(run.stdout.str())
+    _clean(run)
     run.stdout.fnmatch_lines(["scenarios.yaml: file is * bytes, over the *", "  fix: split it*"])
 
 
@@ -379,7 +381,7 @@ def test_deep_nesting(pytester: pytest.Pytester, text: str, line: int) -> None:
     assert result.message == "the YAML nests deeper than 200 levels"
     assert result.line == line
     run = pytester.runpytest("--agentsim", "--collect-only")
-    _clean(run.stdout.str())
+    _clean(run)
     run.stdout.fnmatch_lines(
         [f"scenarios.yaml:{line}: the YAML nests deeper than 200 levels", "  fix: *"]
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import DATA
+from .conftest import DATA, plugin_output
 
 Write = Callable[[str, str], Path]
 
@@ -163,7 +163,7 @@ def test_collection_errors_name_file_line_and_fix(
     out = result.stdout.str()
     assert f"scenarios.yaml:{line}:" in out, out
     result.stdout.fnmatch_lines([message])
-    assert "Traceback" not in out
+    assert "Traceback" not in plugin_output(result)
 
 
 def test_collection_error_has_fix_line(pytester: pytest.Pytester, write: Write) -> None:

@@ -19,6 +19,8 @@ from livekit.agents.voice.run_result import mock_tools
 
 from pytest_agentsim import load_scenario_file
 
+from .conftest import plugin_output
+
 Write = Callable[[str, str], Path]
 
 # livekit >= 1.7 has mock_tools(..., session=); 1.6 only the context-manager form
@@ -212,7 +214,7 @@ def test_failing_turn_is_a_scenario_failure_with_transcript(
             "*user | Do I have a booking?*",
         ]
     )
-    assert "Traceback" not in result.stdout.str()
+    assert "Traceback" not in plugin_output(result)
 
 
 @pytest.mark.parametrize(
@@ -340,7 +342,7 @@ def on_end(ctx):
             "*>>*note | ctx.fail('expected 3 nights in the database, found 2')*",
         ]
     )
-    assert "Traceback" not in result.stdout.str()
+    assert "Traceback" not in plugin_output(result)
 
 
 def test_exception_in_callback_fails_and_keeps_the_veto(
@@ -364,7 +366,7 @@ async def on_end(ctx):
             "*note |   at hotel.py:* in on_end: rooms*204*",
         ]
     )
-    assert "Traceback" not in result.stdout.str()
+    assert "Traceback" not in plugin_output(result)
 
 
 def test_ctx_fail_outside_the_callback_counts_too(pytester: pytest.Pytester, write: Write) -> None:
@@ -424,7 +426,7 @@ def test_crash_before_session_start_fails_fast_and_the_run_goes_on(
             "*note |   at broken.py:12 in entrypoint: db = open_database(*",
         ]
     )
-    assert "Traceback" not in result.stdout.str()
+    assert "Traceback" not in plugin_output(result)
     assert elapsed < 15, "a crash must fail at once, not at the 20 s timeout"
     # nothing leaks into the next scenario, or into this process
     assert AgentSession.start.__qualname__ == "AgentSession.start"
@@ -583,14 +585,16 @@ def test_setup_fnc_agent_models_handoff_and_shutdown(
 def test_greeting_before_the_first_turn_is_explained(
     pytester: pytest.Pytester, write: Write
 ) -> None:
+    """The entrypoint greets after session.start(): the greeting takes turn 1's first
+    answer, so turn 1 runs short, and the failure says why and names `greeting:`."""
     server_project(write, after_start="    await session.generate_reply(instructions='Greet.')")
     result = pytester.runpytest("--agentsim")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "the agent made a model call right after session.start(), before the first "
-            "scripted turn*",
-            "*fix: greet with session.say(...), or start the conversation with the user",
+            "turn 1: the scripted model answers do not fit the calls the agent made*",
+            "*fix: the agent's greeting (before turn 1) took the first 2 of turn 1's llm "
+            "answers: script it in `agentsim: {greeting: {llm: *",
         ]
     )
 
@@ -631,7 +635,7 @@ def test_hotel_example_passes_and_its_demo_is_vetoed(pytester: pytest.Pytester) 
             "    - Maya Chen: room 205, 2026-07-14 to 2026-07-16, confirmed",
         ]
     )
-    assert "Traceback" not in result.stdout.str().split("Captured log")[0]
+    assert "Traceback" not in plugin_output(result)
 
 
 def test_job_shutdown_runs_callbacks_and_warns_on_their_errors(

@@ -117,7 +117,7 @@ def test_retry_policy_is_kept(
         ("{fault: connection_error}", "*APIConnectionError*"),
         ("{fault: terminal, message: boom}", "*boom (not retryable*"),
         ("{fault: disconnect_mid_stream, after_chunks: 1}", "*Partial response 1.*"),
-        ("{fault: rate_limited}", "*429: Error code: 429 (rate limit exceeded: MaxConcurrent*"),
+        ("{fault: rate_limited}", "*APIStatusError 429*rate limit exceeded: MaxConcurrent*"),
         ("{fault: quota_exceeded, category: MaxEotRequests}", "*MaxEotRequests*"),
     ],
 )

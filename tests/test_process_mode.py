@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import plugin_output
+
 Write = Callable[[str, str], Path]
 
 # An entrypoint as LiveKit's examples write one (LiveKit Inference LLM, session started in
@@ -250,55 +252,80 @@ def test_parity_with_entrypoint_mode(pytester: pytest.Pytester, write: Write) ->
     assert _agent_children(pytester.path) == set()
 
 
-def test_unsupported_keys_are_errors_naming_the_line(
+AGENT_TURNS = """
+name: Desk
+agentsim: {{agent: agent.py{process}}}
+scenarios:
+  - label: Mocked tool, then the agent speaks on its own
+    agentsim:
+      turns:
+        - user: What's the weather in Oslo?
+          tools: {{lookup: snowing in Oslo}}
+          llm:
+            - tool_calls: [{{name: lookup, arguments: {{city: Oslo}}}}]
+            - It is snowing in Oslo.
+          expect:
+            - function_call: {{name: lookup, arguments: {{city: Oslo}}}}
+            - function_call_output: {{equals: snowing in Oslo}}
+            - message: {{contains: snowing}}
+        - say: One more thing before you go.
+          expect:
+            - message: {{equals: One more thing before you go.}}
+        - generate_reply: Offer an umbrella.
+          llm: ["Take an umbrella!"]
+          expect:
+            - message: {{contains: umbrella}}
+        - user: What's the weather in Rome?
+          llm:
+            - tool_calls: [{{name: lookup, arguments: {{city: Rome}}}}]
+            - It is sunny in Rome.
+          expect:
+            - function_call: lookup
+            - function_call_output: {{equals: sunny in Rome}}
+            - message: {{contains: sunny}}
+"""
+
+
+def test_tool_mocks_and_agent_turns_in_both_modes(pytester: pytest.Pytester, write: Write) -> None:
+    """`tools:` mocks and `say:`/`generate_reply:` turns reach the agent in its own process
+    (over the control channel), with the verdicts of in-process mode; the mock is gone
+    after its turn (Rome's lookup is the real tool)."""
+    write("agent.py", SERVER_PY)
+    write("scenarios.yaml", AGENT_TURNS.format(process=""))
+    run(pytester).assert_outcomes(passed=1)
+    write("scenarios.yaml", AGENT_TURNS.format(process=", process: true"))
+    run(pytester).assert_outcomes(passed=1)
+    # a wrong mocked value fails the same way in the child
+    write(
+        "scenarios.yaml",
+        AGENT_TURNS.format(process=", process: true").replace(
+            "equals: snowing in Oslo", "equals: raining in Oslo"
+        ),
+    )
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["turn 1, event 2: tool output does not match equals 'raining*"])
+
+
+def test_tts_steps_in_text_mode_are_errors_naming_the_line(
     pytester: pytest.Pytester, write: Write
 ) -> None:
     write("agent.py", SERVER_PY)
     write(
         "scenarios.yaml",
-        """
-        name: Desk
-        agentsim: {agent: agent.py, process: true}
-        scenarios:
-          - label: Mocked
-            agentsim:
-              turns:
-                - user: Hi
-                  tools: {lookup: sunny}
-                  llm: ["Hello."]
-        """,
+        "name: Desk\nagentsim: {agent: agent.py, process: true}\nscenarios:\n"
+        "  - label: Steps\n    agentsim:\n      turns:\n"
+        "      - user: Hi\n        tts: [{fault: server_error}]\n",
     )
     result = run(pytester)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "scenarios.yaml:7: process mode cannot mock tools (`tools:`): the agent runs in "
-            "another process*",
-            "*fix: run this scenario in-process*",
+            "scenarios.yaml:7: process mode cannot script `tts:` steps in text mode*",
+            "*fix: add `mode: audio`*",
         ]
     )
-
-
-@pytest.mark.parametrize(
-    ("turn", "line", "what"),
-    [
-        ("- say: Hello", 7, "play `say:`/`generate_reply:` turns"),
-        ("- user: Hi\n        tts: [{fault: server_error}]", 7, "script `tts:` steps in text mode"),
-    ],
-)
-def test_steps_the_protocol_cannot_carry_are_errors(
-    pytester: pytest.Pytester, write: Write, turn: str, line: int, what: str
-) -> None:
-    write("agent.py", SERVER_PY)
-    write(
-        "scenarios.yaml",
-        "name: Desk\nagentsim: {agent: agent.py, process: true}\nscenarios:\n"
-        "  - label: Steps\n    agentsim:\n      turns:\n      " + turn + "\n",
-    )
-    result = run(pytester)
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([f"scenarios.yaml:{line}: process mode cannot {what}*"])
-    assert "Traceback" not in result.stdout.str()
+    assert "Traceback" not in plugin_output(result)
 
 
 def _agent_children(project_dir: Path) -> set[int]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import AGENTS_PY
+from .conftest import AGENTS_PY, plugin_output
 
 Write = Callable[[str, str], Path]
 
@@ -66,7 +66,6 @@ def test_message_mismatch_points_at_yaml_line(pytester: pytest.Pytester, write: 
     )
     result = pytester.runpytest("--agentsim")
     result.assert_outcomes(failed=1)
-    out = result.stdout.str()
     result.stdout.fnmatch_lines(
         [
             "*turn 1, event 1: message text does not match contains 'Goodbye': got 'Hi there'*",
@@ -76,7 +75,7 @@ def test_message_mismatch_points_at_yaml_line(pytester: pytest.Pytester, write: 
             ">>*agent | Hi there*",
         ]
     )
-    assert "Traceback" not in out
+    assert "Traceback" not in plugin_output(result)
 
 
 def test_expect_is_exhaustive(pytester: pytest.Pytester, write: Write) -> None:
@@ -296,7 +295,7 @@ def test_no_agent_is_a_clear_error(pytester: pytest.Pytester, write: Write) -> N
     result = pytester.runpytest("--agentsim")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*scenarios.yaml:3: no agent to run for this scenario*", "*fix:*"])
-    assert "Traceback" not in result.stdout.str()
+    assert "Traceback" not in plugin_output(result)
 
 
 def test_bad_agent_reference(pytester: pytest.Pytester, write: Write) -> None:

@@ -6,6 +6,9 @@ callobj=<module-level function>)``), so these tests pin what syrupy does with su
 independently of the plugin. Every run goes through a subprocess: syrupy keeps module-global
 session state that an in-process nested run would swap under the outer session's feet.
 ``-p no:agentsim`` keeps the installed plugin (and its own YAML handling) out of the way.
+They pass on syrupy 7.0.2 (the newest) and 6.0.0, but not on the 4.8 that ``pyproject`` still
+allows: 5.5.0 fails the xdist test, and before 5.3.4 the plugin cannot even import
+(``syrupy.terminal.disable_color``).
 """
 
 from __future__ import annotations
@@ -246,8 +249,8 @@ def test_mismatch_shows_a_readable_diff_and_keeps_the_file(project: pytest.Pytes
         [
             "*chat history differs from snapshot 'greet' in suite/__snapshots__/flows.agentsim"
             " (- snapshot, + this run); run pytest with --snapshot-update to accept",
-            "E           -   - Hi! How can I help?",
-            "E           +   - Hello there, what do you need?",
+            "E *-   - Hi! How can I help?",
+            "E *+   - Hello there, what do you need?",
             "*1 snapshot failed. 1 snapshot passed.*",
         ]
     )
@@ -393,8 +396,12 @@ def test_python_tests_get_indexed_names_and_amber_still_works(
         "# name: test_twice.1",
         "# name: test_twice[after_handoff]",
     ]
-    amber = (pytester.path / "__snapshots__" / "test_py.ambr").read_text(encoding="utf-8")
-    assert "# name: test_default_amber\n  list([\n    dict({\n      'content': list([" in amber
+    # syrupy's own extension still serves the plain comparison (its format is not ours)
+    amber_file = pytester.path / "__snapshots__" / "test_py.ambr"
+    assert amber_file.exists()
+    amber = amber_file.read_text(encoding="utf-8")
+    assert "test_default_amber" in amber
+    assert "hi" in amber and "billing" in amber
     # both files live in one __snapshots__ directory without flagging each other as unused
     rerun = _run(pytester)
     assert rerun.ret == 0, rerun.stdout.str()

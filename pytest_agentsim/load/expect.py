@@ -11,6 +11,7 @@ from ..errors import did_you_mean
 from .model import (
     CLOSE_REASONS,
     EVENT_TYPES,
+    MATCH_KINDS,
     CloseExpectation,
     EventExpectation,
     SpokenExpectation,
@@ -30,11 +31,13 @@ from .nodes import (
     value_of,
 )
 
+TEXT_KINDS = tuple(k for k in MATCH_KINDS if k != "judge")  # no judge outside messages
+
 
 def parse_matcher(
     ctx: Ctx, node: yaml.MappingNode, keys: dict[str, Any], what: str
 ) -> TextMatcher | None:
-    found = [k for k in ("contains", "equals", "regex", "judge") if k in keys]
+    found = [k for k in MATCH_KINDS if k in keys]
     if len(found) > 1:
         raise ctx.error(
             keys[found[1]][0],
@@ -100,7 +103,7 @@ def parse_event(ctx: Ctx, node: yaml.Node) -> EventExpectation:
         # `agent_handoff: ClassName`, `function_call_output: "text"` (contains)
         text = text_of(ctx, v, etype)
         if etype == "function_call":
-            return EventExpectation(type=etype, name=text, line=line)
+            return EventExpectation(type=etype, name=_tool_name(ctx, v, text), line=line)
         if etype == "agent_handoff":
             return EventExpectation(type=etype, new_agent=text, line=line)
         matcher = TextMatcher("contains", text, line_of(v)) if text else None
@@ -109,7 +112,7 @@ def parse_event(ctx: Ctx, node: yaml.Node) -> EventExpectation:
         )
     vm = as_mapping(ctx, v, etype, _EVENT_EXAMPLES[etype])
     if etype == "message":
-        keys = check_keys(ctx, vm, ("role", "contains", "equals", "regex", "judge"), "message")
+        keys = check_keys(ctx, vm, ("role", *MATCH_KINDS), "message")
         role = (
             choice_of(ctx, keys["role"][1], "role", ("assistant", "user", "system", "developer"))
             if "role" in keys
@@ -120,7 +123,11 @@ def parse_event(ctx: Ctx, node: yaml.Node) -> EventExpectation:
         )
     if etype == "function_call":
         keys = check_keys(ctx, vm, ("name", "arguments"), "function_call")
-        name = text_of(ctx, keys["name"][1], "name") if "name" in keys else None
+        name = (
+            _tool_name(ctx, keys["name"][1], text_of(ctx, keys["name"][1], "name"))
+            if "name" in keys
+            else None
+        )
         args = None
         if "arguments" in keys:
             args = value_of(ctx, keys["arguments"][1])
@@ -133,9 +140,7 @@ def parse_event(ctx: Ctx, node: yaml.Node) -> EventExpectation:
             args = jsonable(args)
         return EventExpectation(type=etype, name=name, arguments=args, line=line)
     if etype == "function_call_output":
-        keys = check_keys(
-            ctx, vm, ("contains", "equals", "regex", "is_error"), "function_call_output"
-        )
+        keys = check_keys(ctx, vm, (*TEXT_KINDS, "is_error"), "function_call_output")
         is_error = bool_of(ctx, keys["is_error"][1], "is_error") if "is_error" in keys else None
         return EventExpectation(
             type=etype,
@@ -154,7 +159,7 @@ def parse_spoken(ctx: Ctx, node: yaml.Node) -> SpokenExpectation:
             TextMatcher("contains", text_of(ctx, node, "spoken"), line_of(node)), line=line_of(node)
         )
     m = as_mapping(ctx, node, "a spoken matcher", "{contains: 'sorry'}")
-    keys = check_keys(ctx, m, ("contains", "equals", "regex", "source"), "spoken matcher")
+    keys = check_keys(ctx, m, (*TEXT_KINDS, "source"), "spoken matcher")
     matcher = parse_matcher(ctx, m, keys, "spoken matcher")
     if matcher is None:
         raise ctx.error(
@@ -187,3 +192,14 @@ def parse_closed(ctx: Ctx, node: yaml.Node) -> CloseExpectation:
     keys = check_keys(ctx, m, ("reason",), "closed")
     why = choice_of(ctx, keys["reason"][1], "reason", CLOSE_REASONS) if "reason" in keys else None
     return CloseExpectation(closed=True, reason=why, line=line_of(node))
+
+
+def _tool_name(ctx: Ctx, node: yaml.Node, name: str) -> str:
+    if not name.strip():
+        raise ctx.error(
+            node,
+            "function_call names no tool (the name is empty)",
+            "name the tool (e.g. function_call: get_weather), or leave `name` out to accept "
+            "any call",
+        )
+    return name

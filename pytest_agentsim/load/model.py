@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 Mode = Literal["text", "audio"]
 Transport = Literal["fake", "gateway"]
-MatchKind = Literal["contains", "equals", "regex", "judge"]
+MatchKind = Literal["contains", "not_contains", "equals", "regex", "judge"]
+MATCH_KINDS: tuple[MatchKind, ...] = ("contains", "not_contains", "equals", "regex", "judge")
 
 EVENT_TYPES = ("message", "function_call", "function_call_output", "agent_handoff")
 
@@ -36,8 +37,8 @@ CLOSE_REASONS = (
 
 @dataclasses.dataclass(frozen=True)
 class TextMatcher:
-    """How a piece of text is checked: ``contains`` (case-insensitive), ``equals`` or
-    ``regex`` (``re.search``)."""
+    """How a piece of text is checked: ``contains``/``not_contains`` (case-insensitive),
+    ``equals``, ``regex`` (``re.search``) or ``judge`` (an LLM judge's verdict)."""
 
     kind: MatchKind
     value: str
@@ -49,6 +50,8 @@ class TextMatcher:
         text = text or ""
         if self.kind == "contains":
             return self.value.casefold() in text.casefold()
+        if self.kind == "not_contains":
+            return self.value.casefold() not in text.casefold()
         if self.kind == "equals":
             return text.strip() == self.value.strip()
         if self.kind == "regex":
@@ -166,12 +169,33 @@ class Turn:
     spoken: tuple[SpokenExpectation, ...] | None = None
     closed: CloseExpectation | None = None
 
+    @property
+    def is_greeting(self) -> bool:
+        """The greeting (turn 0): what the agent does on its own before the first turn."""
+        return self.user is None and self.say is None and self.generate_reply is None
+
+    @property
+    def label(self) -> str:
+        """How messages name it: ``turn 2``, or ``the greeting``."""
+        return "the greeting" if self.is_greeting else f"turn {self.index + 1}"
+
     def describe(self) -> str:
         if self.user is not None:
             return f"user: {self.user}"
         if self.say is not None:
             return f"say: {self.say}"
-        return f"generate_reply: {self.generate_reply or ''}".rstrip()
+        if self.generate_reply is not None:
+            return f"generate_reply: {self.generate_reply}".rstrip()
+        return "greeting"
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionEnd:
+    """``session_end:``: answers for the model calls made after the call (models built in
+    ``on_session_end`` or shutdown callbacks, e.g. an ``evals.JudgeGroup``)."""
+
+    llm: tuple[ModelStep, ...] = ()
+    line: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,6 +218,9 @@ class AgentsimConfig:
     process: bool | None = None
     allow_unused: bool | None = None
     skip: str | None = None
+    greeting: Turn | None = None
+    session_end: SessionEnd | None = None
+    session: dict[str, Any] | None = None  # AgentSession arguments for Agent targets
     line: int | None = None
 
 

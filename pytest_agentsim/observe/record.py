@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..errors import AgentSimAssertionError
+from .events import ObservedEvent, observe_timeline
 from .frames import describe_error
 from .timeline import TimelineEntry, render_transcript
 
@@ -58,6 +59,7 @@ class Recorder:
         self._outputs: SpokenSource | None = None
         self._closed = asyncio.Event()
         self._close_index: int | None = None
+        self._calls: set[str] = set()  # call ids already noted
 
     # -- writing ---------------------------------------------------------------------
     def set_line(self, line: int | None) -> None:
@@ -83,36 +85,56 @@ class Recorder:
         item = ev.item
         itype = getattr(item, "type", "")
         if itype == "message" and item.role == "assistant":
-            text = item.text_content or ""
-            extra = " (interrupted)" if getattr(item, "interrupted", False) else ""
-            self.note("agent", text + extra, role="assistant", content=text)
+            self.record_message(item.text_content or "", getattr(item, "interrupted", False))
         elif itype == "agent_handoff":
-            self.note(
-                "handoff",
-                f"{item.old_agent_id or '(start)'} -> {item.new_agent_id}",
-                new_agent_id=item.new_agent_id,
-            )
+            self.record_handoff(item.old_agent_id, item.new_agent_id)
+
+    def record_tool_update(self, ev: Any) -> None:
+        """A ``tool_execution_updated`` event (livekit >= 1.8): a call, as it starts, so a
+        tool still running when the turn ends (awaiting a sub-task) is seen in that turn."""
+        update = ev.update
+        if getattr(update, "type", "") == "tool_call_started":
+            call = update.function_call
+            self.record_call(call.name, call.arguments, call.call_id)
 
     def record_tools(self, ev: Any) -> None:
-        """A ``function_tools_executed`` event: each call, then its output."""
+        """A ``function_tools_executed`` event: each call (unless seen starting), then its
+        output."""
         for call, out in zip(ev.function_calls, ev.function_call_outputs, strict=False):
-            self.note(
-                "tool_call",
-                f"{call.name}({call.arguments})",
-                name=call.name,
-                arguments=call.arguments,
-                call_id=getattr(call, "call_id", None),
-            )
+            call_id = getattr(call, "call_id", None)
+            self.record_call(call.name, call.arguments, call_id)
             if out is not None:
-                flag = " [error]" if out.is_error else ""
-                self.note(
-                    "tool_output",
-                    f"{call.name} -> {out.output}{flag}",
-                    name=call.name,
-                    output=out.output,
-                    is_error=out.is_error,
-                    call_id=getattr(out, "call_id", None),
-                )
+                self.record_output(call.name, out.output, out.is_error, call_id)
+
+    def record_message(self, text: str, interrupted: bool = False) -> None:
+        extra = " (interrupted)" if interrupted else ""
+        self.note("agent", text + extra, role="assistant", content=text, interrupted=interrupted)
+
+    def record_handoff(self, old_agent_id: str | None, new_agent_id: str) -> None:
+        self.note(
+            "handoff", f"{old_agent_id or '(start)'} -> {new_agent_id}", new_agent_id=new_agent_id
+        )
+
+    def record_call(self, name: str, arguments: str, call_id: str | None) -> None:
+        """A tool call, once (a started call is not noted again when it completes)."""
+        if call_id:
+            if call_id in self._calls:
+                return
+            self._calls.add(call_id)
+        self.note(
+            "tool_call", f"{name}({arguments})", name=name, arguments=arguments, call_id=call_id
+        )
+
+    def record_output(self, name: str, output: str, is_error: bool, call_id: str | None) -> None:
+        flag = " [error]" if is_error else ""
+        self.note(
+            "tool_output",
+            f"{name} -> {output}{flag}",
+            name=name,
+            output=output,
+            is_error=is_error,
+            call_id=call_id,
+        )
 
     def record_error(self, ev: Any) -> None:
         """An ``error`` event (``ev.error`` is livekit's LLMError/TTSError/STTError)."""
@@ -168,6 +190,11 @@ class Recorder:
         except asyncio.TimeoutError:
             return False
         return True
+
+    def step_events(self) -> list[ObservedEvent]:
+        """What the agent did in the current step (turn, or the greeting), in the order the
+        session reported it: the same source in every mode."""
+        return observe_timeline(self.timeline, self.turn)
 
     def transcript(self, *, failing: str | None = None, failing_line: str | None = None) -> str:
         return render_transcript(self.timeline, failing=failing, failing_line=failing_line)

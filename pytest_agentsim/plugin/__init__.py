@@ -262,3 +262,23 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def pytest_itemcollected(item: pytest.Item) -> None:
     if isinstance(item, ScenarioItem):
         item.add_report_properties()
+
+
+# the fixtures that need the engine (the gateway fixture's own is in fixtures_gateway)
+_ENGINE_FIXTURES = frozenset(
+    {"agentsim", "fake_llm", "fake_tts", "fake_stt", "agentsim_judge", "inference_gateway"}
+)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The one lazy boundary: when a collected item will run a scenario or use a fixture
+    that needs the engine, load it now, once, at a shallow point of the stack (importing
+    it deep inside a running test costs the same, later, and some CPython 3.11 releases
+    fail to compile a module there: "AST constructor recursion depth mismatch")."""
+    for item in session.items:
+        if isinstance(item, ScenarioItem) or _ENGINE_FIXTURES.intersection(
+            getattr(item, "fixturenames", ())
+        ):
+            from ..run import api  # noqa: F401 - loaded for the items that need it
+
+            return

@@ -24,6 +24,7 @@ from .outcome import StepFailed
 __all__ = [
     "check_closed",
     "check_expect",
+    "check_silent_failures",
     "check_spoken",
     "event_mismatch",
     "handoff_matches",
@@ -135,6 +136,35 @@ def check_expect(
             line=line,
             entry=_entry_for(rec, extra),
         )
+
+
+def check_silent_failures(
+    label: str, observed: Sequence[ObservedEvent], rec: Recorder, *, line: int | None
+) -> None:
+    """A step without ``expect`` still fails when a tool failed: nothing said it may."""
+    for ev in observed:
+        if ev.type == "function_call_output" and ev.is_error:
+            cause = next(
+                (
+                    e
+                    for e in reversed(rec.timeline)
+                    if e.turn == rec.turn and e.kind == "error" and e.detail.get("tool") == ev.name
+                ),
+                None,
+            )
+            why = f"\n  {cause.text}" if cause is not None else ""
+            fix = (
+                cause.detail.get("fix")
+                if cause is not None and cause.detail.get("fix")
+                else "list the step's events in `expect` (a failing tool is "
+                "`function_call_output: {is_error: true}`), or fix the tool"
+            )
+            raise StepFailed(
+                f"{label}: the tool {ev.name!r} failed ({ev.text!r}) and the step has no "
+                f"`expect` saying it may{why}\n  fix: {fix}",
+                line=line,
+                entry=_entry_for(rec, ev),
+            )
 
 
 def check_spoken(

@@ -17,11 +17,14 @@ from livekit.agents import inference
 
 from ..errors import AgentSimAssertionError
 from ..fakes import FakeEvent, FakeLLM, FakeSTT, FakeTTS, attach_outputs, make_session
+from ..faults import Fault
 from ..observe.frames import describe_error
 from ..observe.history import normalize_history
 from ..observe.record import Recorder, listener
 from ..transport import InferenceGateway
-from .scripts import Scripts, gateway_scripts
+from .quiet import loop_idle, wait_quiet
+from .scripts import Scripts, Served, gateway_scripts
+from .tool_errors import ToolErrorLog, tool_failure
 
 if TYPE_CHECKING:
     from livekit.agents import Agent, AgentSession
@@ -61,7 +64,9 @@ class AgentSim(Recorder):
         self.results: list[RunResult[Any]] = []
         self.run_errors: list[Exception] = []  # exceptions that ended a turn
         self.mode: Mode = "text"
+        self.greeting_run: RunResult[Any] | None = None  # what session.start() set going
         self._session: AgentSession[Any] | None = None
+        self._tool_errors: ToolErrorLog | None = None
         for fake in (self.fake_llm, self.fake_tts, self.fake_stt):
             fake.add_observer(self._on_fake_event)
         if gateway is not None:
@@ -72,6 +77,7 @@ class AgentSim(Recorder):
                 tts=self.fake_tts.script,
                 stt=self.fake_stt.script,
                 unscripted=served.unscripted,
+                served=served.served,
             )
         else:
             self.scripts = Scripts(
@@ -79,10 +85,18 @@ class AgentSim(Recorder):
                 tts=self.fake_tts.script,
                 stt=self.fake_stt.script,
                 unscripted=self._fake_unscripted,
+                served=self._fake_served,
             )
 
     def _fake_unscripted(self) -> list[str]:
         return [str(e) for e in self.fake_llm.errors] + list(self.fake_llm.misscripted)
+
+    def _fake_served(self) -> list[Served]:
+        return [
+            (call.answer, frozenset(call.tools))
+            for call in self.fake_llm.calls
+            if call.answer is not None and not isinstance(call.answer, Fault)
+        ]
 
     def unscripted_calls(self) -> list[str]:
         """Model calls that found nothing scripted (they fail the turn)."""
@@ -102,7 +116,11 @@ class AgentSim(Recorder):
     async def start(
         self, agent: Agent, *, mode: Mode = "text", **session_kwargs: Any
     ) -> AgentSession[Any]:
-        """Build an ``AgentSession`` on the fakes and start ``agent`` in it (no room)."""
+        """Build an ``AgentSession`` on the fakes and start ``agent`` in it (no room).
+
+        Returns when the agent is quiet: a greeting it speaks on its own (``on_enter``) has
+        been played, and is in the timeline as turn 0 (:meth:`greeting_events`).
+        """
         if self._session is not None:
             raise RuntimeError("agentsim.start() was already called in this test")
         if mode not in ("text", "audio"):
@@ -116,8 +134,23 @@ class AgentSim(Recorder):
         kwargs.update(session_kwargs)
         session = make_session(**kwargs)
         self.attach(session)
-        await session.start(agent)
+        self.greeting_run = await session.start(agent, capture_run=True)
+        await self.wait_greeting()
         return session
+
+    async def wait_greeting(self) -> None:
+        """Wait for what ``session.start()`` set going (``on_enter``) and the agent to be
+        quiet; a model failure there is recorded (as a failed turn is), not raised."""
+        run = self.greeting_run
+        if run is not None:
+            try:
+                await self._bounded(run, "the agent's greeting (on_enter) never finished")
+            except AgentSimAssertionError:
+                raise
+            except Exception as e:
+                self.run_errors.append(e)
+                self.note("error", f"the greeting failed: {describe_error(e)}")
+        await self.wait_quiet()
 
     def attach(self, session: AgentSession[Any]) -> None:
         """Record everything ``session`` does; call before ``session.start()``."""
@@ -125,14 +158,27 @@ class AgentSim(Recorder):
         self.listen_to(attach_outputs(session, audio=self.mode == "audio"))
         session.on("conversation_item_added", listener(self.record_item))
         session.on("function_tools_executed", listener(self.record_tools))
+        session.on("tool_execution_updated", listener(self.record_tool_update))
         session.on("error", listener(self.record_error))
         session.on("close", listener(self.record_close))
+        if self._tool_errors is None:
+            self._tool_errors = ToolErrorLog(self.record_tool_error).__enter__()
+
+    def record_tool_error(self, tool: str, exc: BaseException) -> None:
+        """A tool raised (livekit answers the model "An internal error occurred")."""
+        text, fix = tool_failure(exc)
+        self.note("error", f"tool {tool} raised {text}", tool=tool, fix=fix)
 
     async def aclose(self, timeout: float = 5.0) -> None:
         """Close the session (bounded: a hung tool must not hang the test run too)."""
-        if self._session is not None and self.close_event is None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._session.aclose(), timeout=timeout)
+        try:
+            if self._session is not None and self.close_event is None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._session.aclose(), timeout=timeout)
+        finally:
+            if self._tool_errors is not None:
+                self._tool_errors.__exit__()
+                self._tool_errors = None
 
     def pending_tool_calls(self) -> list[str]:
         """Tool calls the fake LLM asked for that never produced an output (still running)."""
@@ -169,7 +215,7 @@ class AgentSim(Recorder):
             self.run_errors.append(e)
             self.note("error", f"the turn failed: {describe_error(e)}")
         self.results.append(result)
-        await self.settle()
+        await self.wait_quiet()
         return result
 
     async def say(self, text: str, **kwargs: Any) -> None:
@@ -177,7 +223,7 @@ class AgentSim(Recorder):
         self.turn += 1
         handle = self.session.say(text, **kwargs)
         await self._bounded(handle.wait_for_playout(), f"session.say({text!r}) never finished")
-        await self.settle()
+        await self.wait_quiet()
 
     async def generate_reply(
         self, instructions: str | None = None, **kwargs: Any
@@ -188,7 +234,7 @@ class AgentSim(Recorder):
             kwargs["instructions"] = instructions
         handle = self.session.generate_reply(**kwargs)
         await self._bounded(handle.wait_for_playout(), "generate_reply never finished")
-        await self.settle()
+        await self.wait_quiet()
         return None
 
     async def _bounded(self, aw: Any, what: str) -> Any:
@@ -202,22 +248,21 @@ class AgentSim(Recorder):
                 f"{what} within {self.timeout:g}s\n\n{self.transcript()}"
             ) from None
 
-    async def settle(self, rounds: int = 50) -> None:
-        """Let work the turn started (fallback tasks, closing) run to a quiet point.
-
-        The fakes never sleep, so a bounded number of loop iterations is enough and
-        deterministic; a pending close is awaited outright.
-        """
-        loop = asyncio.get_running_loop()
-        for _ in range(rounds):
-            await asyncio.sleep(0)
-            # nothing scheduled: more rounds would change nothing (the fakes never wait on
-            # timers); loops without `_ready` (uvloop) just run all the rounds
-            if not getattr(loop, "_ready", True):
-                break
+    async def settle(self) -> None:
+        """Let work the turn started (fallback tasks, closing) run to a quiet point; a
+        pending close is awaited outright."""
+        await loop_idle()
         session = self._session
         if session is not None and self.close_event is None and getattr(session, "_closing", False):
             await self.wait_closed()
+
+    async def wait_quiet(self) -> None:
+        """Wait until the agent is quiet (:mod:`.quiet`): what a step caused (a sub-task's
+        ``on_enter`` after a handoff, a fallback spoken from an ``error`` handler) belongs
+        to that step. Bounded by the timeout."""
+        if self._session is not None and not self.closed:
+            await wait_quiet(self._session, self.timeout)
+        await self.settle()
 
     # ------------------------------------------------------------------ record
     def _on_fake_event(self, ev: FakeEvent) -> None:
@@ -229,7 +274,12 @@ class AgentSim(Recorder):
                 fault=ev.fault.kind,
             )
         elif ev.kind == "unscripted":
-            self.note("error", f"{ev.resource} call {ev.call}: {ev.detail}", resource=ev.resource)
+            self.note(
+                "error",
+                f"{ev.resource} call {ev.call}: {ev.detail}",
+                resource=ev.resource,
+                unscripted=True,
+            )
 
     @property
     def history(self) -> list[dict[str, Any]]:

@@ -1,11 +1,13 @@
 """The turn player: a scripted scenario, step by step, the same in every mode.
 
-For each turn the player queues the turn's model answers and faults (on the fakes or the
-fake gateway, :class:`~pytest_agentsim.run.scripts.Scripts`), has the mode's driver play
-the turn, lets the agent go quiet, then checks ``expect``, ``spoken`` and ``closed``
-(:mod:`pytest_agentsim.run.checks`). Scripted answers left over fail the scenario. Any
-failure is a :class:`~pytest_agentsim.errors.ScenarioFailure` with the transcript, the
-failing step marked and its YAML line.
+The steps are the greeting (turn 0: what the agent does on its own after
+``session.start()``), the scripted turns, and the end of the call (``on_simulation_end``,
+then the job's shutdown, where ``on_session_end`` may build models of its own). For each
+step the player queues its model answers and faults (on the fakes or the fake gateway,
+:class:`~pytest_agentsim.run.scripts.Scripts`), has the mode's driver play it until the
+agent is quiet, then checks it (:mod:`pytest_agentsim.run.checks`). Every failure is a
+:class:`~pytest_agentsim.errors.ScenarioFailure` with the transcript, the failing step
+marked and its YAML line.
 """
 
 from __future__ import annotations
@@ -15,14 +17,15 @@ import dataclasses
 from typing import Any
 
 from ..errors import ScenarioError, ScenarioFailure
-from ..faults import Fault
-from ..load.model import Judge, Scenario, Turn
+from ..load.model import Judge, ModelStep, Scenario, Turn
 from ..observe.record import Recorder
 from ..observe.timeline import TimelineEntry
-from .checks import check_closed, check_expect, check_spoken
+from .checks import check_closed, check_expect, check_silent_failures, check_spoken
 from .drivers.base import Driver
-from .outcome import StepFailed, location, scenario_failure
+from .outcome import StepFailed, scenario_failure
+from .scripts import Scripts
 from .settings import RunSettings
+from .unused import ScriptedLines, check_tool_names, unused_failure
 
 __all__ = ["ScenarioRun", "TurnPlayer"]
 
@@ -39,7 +42,7 @@ class ScenarioRun:
 
 
 class TurnPlayer:
-    """Plays ``scenario``'s turns through ``driver`` and checks each one."""
+    """Plays ``scenario``'s steps through ``driver`` and checks each one."""
 
     def __init__(
         self,
@@ -58,8 +61,10 @@ class TurnPlayer:
         self.settings = settings
         self.judge = judge
         self.rec = driver.rec
-        self.answer_lines: dict[int, int | None] = {}  # id(answer or fault) -> YAML line
+        self.lines = ScriptedLines()  # YAML line of every queued answer and fault
         self.unscripted_seen = 0
+        self.served_seen = 0
+        self.greeting_used = 0  # answers of turn 1 the greeting took (no greeting block)
 
     # -- failures ----------------------------------------------------------------------
     def fail(
@@ -105,113 +110,199 @@ class TurnPlayer:
         # one task from start to close: a driver may set context variables at start
         # (livekit's job context) that only the same context can reset
         failed = True
+        cfg = self.scenario.config
+        turns = cfg.turns or ()
         try:
             problem = self.driver.unsupported(self.scenario)
             if problem is not None:
                 raise problem
+            self._check_session_end_applies()
             self.queue_scenario_faults()
+            # the greeting's model calls come during start: its answers are queued first;
+            # without a greeting block, turn 1's first answers serve them (SPEC §9)
+            first = cfg.greeting or (turns[0] if turns else None)
+            if first is not None:
+                self.queue(first)
+            self.rec.set_line(cfg.greeting.line if cfg.greeting else self.scenario.line)
             await self.driver.start()
-            await self.driver.within(self._turns())
+            await self.driver.within(self._steps(first))
             failed = False
         finally:
             await self.driver.aclose(failed=failed)
+        self.check_session_end()
 
-    async def _turns(self) -> None:
-        for turn in self.scenario.config.turns or ():
-            await self.play_turn(turn)
+    async def _steps(self, queued: Turn | None) -> None:
+        cfg = self.scenario.config
+        await self.play_greeting(cfg.greeting)
+        for turn in cfg.turns or ():
+            await self.play_turn(turn, queue=turn is not queued)
         if not self.settings.allow_unused:
             self.check_unused()
         await self.driver.finish()
+        self.queue_session_end()
 
     # -- scripting -----------------------------------------------------------------------
     def queue_scenario_faults(self) -> None:
         for sf in self.scenario.config.faults:
             self.driver.scripts.of(sf.resource).add_fault(sf.fault)
-            self.answer_lines[id(sf.fault)] = sf.line
+            self.lines.add(sf.fault, sf.line, "faults")
 
-    def queue_turn(self, turn: Turn) -> None:
+    def queue(self, turn: Turn) -> None:
         scripts = self.driver.scripts
-        for step in turn.llm:
-            if step.fault is not None:
-                scripts.llm.add_fault(step.fault)
-                self.answer_lines[id(step.fault)] = step.line
-            elif step.answer is not None:
-                scripts.llm.add(step.answer)
-                self.answer_lines[id(step.answer)] = step.line
-        for step in turn.tts:
-            if step.fault is not None:
-                scripts.tts.add_fault(step.fault)
-                self.answer_lines[id(step.fault)] = step.line
+        self._queue_steps(scripts, turn.llm, "llm", turn.label)
+        self._queue_steps(scripts, turn.tts, "tts", turn.label)
 
-    # -- one turn ------------------------------------------------------------------------
-    async def play_turn(self, turn: Turn) -> None:
+    def _queue_steps(
+        self, scripts: Scripts, steps: tuple[ModelStep, ...], resource: str, where: str
+    ) -> None:
+        script = scripts.of(resource)
+        for step in steps:
+            if step.fault is not None:
+                script.add_fault(step.fault)
+                self.lines.add(step.fault, step.line, where)
+            elif step.answer is not None:
+                script.add(step.answer)
+                self.lines.add(step.answer, step.line, where)
+
+    # -- steps ---------------------------------------------------------------------------
+    async def play_greeting(self, greeting: Turn | None) -> None:
+        await self.driver.greeting()
+        must_close = greeting is not None and greeting.closed is not None and greeting.closed.closed
+        await self.driver.settle(
+            spoken=len(greeting.spoken or ()) if greeting else 0, close=must_close
+        )
+        if greeting is None:
+            self.check_unscripted(
+                "before turn 1",
+                self.scenario.line,
+                fix="the agent speaks first (a greeting: generate_reply() in on_enter or in the "
+                "entrypoint): script those model calls in `agentsim: {greeting: {llm: [...]}}` "
+                "(or put their answers first in turn 1's llm:)",
+            )
+            self.check_tool_names()
+            # turn 1's first answers served the greeting: say so if turn 1 runs short
+            self.greeting_used = self.served_seen
+            return
+        self.check_step(greeting)
+
+    async def play_turn(self, turn: Turn, *, queue: bool = True) -> None:
         rec = self.rec
         rec.set_line(turn.line)
-        label = f"turn {turn.index + 1}"
         if rec.closed:
             raise StepFailed(
-                f"{label} ({turn.describe()}) cannot run: the session already closed",
+                f"{turn.label} ({turn.describe()}) cannot run: the session already closed",
                 line=turn.line,
             )
-        self.queue_turn(turn)
-        start = len(rec.timeline)
+        if queue:
+            self.queue(turn)
         with self.driver.tool_mocks(turn.tools):
-            observed = await self.driver.play(turn)
+            await self.driver.play(turn)
         must_close = turn.closed is not None and turn.closed.closed
         await self.driver.settle(spoken=len(turn.spoken or ()), close=must_close)
-        self.check_unscripted(label, turn.line, start)
-        if turn.expect is not None:
-            check_expect(label, turn.expect, observed, rec, line=turn.line, judge=self.judge)
-        if turn.spoken is not None:
-            check_spoken(
-                label, turn.spoken, rec, line=turn.line, must_close=must_close, judge=self.judge
-            )
-        if turn.closed is not None:
-            check_closed(label, turn.closed, rec)
+        self.check_step(turn)
 
-    def check_unscripted(self, label: str, line: int | None, start: int) -> None:
+    def check_step(self, step: Turn) -> None:
+        rec = self.rec
+        fix = None
+        if step.index == 0 and self.greeting_used:
+            fix = (
+                f"the agent's greeting (before turn 1) took the first {self.greeting_used} of "
+                "turn 1's llm answers: script it in `agentsim: {greeting: {llm: [...]}}` and "
+                "keep turn 1's answers for turn 1"
+            )
+        self.check_unscripted(step.label, step.line, fix=fix)
+        self.check_tool_names()
+        observed = rec.step_events()
+        if step.expect is not None:
+            check_expect(step.label, step.expect, observed, rec, line=step.line, judge=self.judge)
+        else:
+            check_silent_failures(step.label, observed, rec, line=step.line)
+        must_close = step.closed is not None and step.closed.closed
+        if step.spoken is not None:
+            check_spoken(
+                step.label,
+                step.spoken,
+                rec,
+                line=step.line,
+                must_close=must_close,
+                judge=self.judge,
+            )
+        if step.closed is not None:
+            check_closed(step.label, step.closed, rec)
+
+    def check_unscripted(self, label: str, line: int | None, *, fix: str | None = None) -> None:
         """Model calls the script could not answer fail the step that made them."""
         unscripted = self.driver.scripts.unscripted()[self.unscripted_seen :]
         self.unscripted_seen += len(unscripted)
-        if unscripted:
-            entry = next(
-                (
-                    e
-                    for e in self.rec.timeline[start:]
-                    if e.kind == "error" and "no scripted" in e.text
-                ),
-                None,
-            )
-            raise StepFailed(
-                f"{label}: the scripted model answers do not fit the calls the agent made: "
-                f"{unscripted[0]}",
-                line=line,
-                entry=entry,
-            )
+        if not unscripted:
+            return
+        entry = next(
+            (
+                e
+                for e in reversed(self.rec.timeline)
+                if e.kind == "error" and "no scripted" in e.text
+            ),
+            None,
+        )
+        reason = (
+            f"{label}: the scripted model answers do not fit the calls the agent made: "
+            f"{unscripted[0]}"
+        )
+        raise StepFailed(reason + (f"\n  fix: {fix}" if fix else ""), line=line, entry=entry)
+
+    def check_tool_names(self) -> None:
+        """A scripted tool call the agent does not offer is a scripting error."""
+        served = self.driver.scripts.served()[self.served_seen :]
+        self.served_seen += len(served)
+        check_tool_names(served, self.lines)
 
     def check_unused(self) -> None:
-        leftovers: list[tuple[str, int | None]] = []
-        scripts = self.driver.scripts
-        for resource in ("llm", "tts", "stt"):
-            for item in scripts.of(resource).unused():
-                what = item.describe() if isinstance(item, Fault) else _describe_answer(item)
-                leftovers.append((f"{resource}: {what}", self.answer_lines.get(id(item))))
-        if leftovers:
-            listing = "\n".join(
-                f"    {location(self.scenario, line)}: {what}" for what, line in leftovers
-            )
-            raise StepFailed(
-                "scripted model answers were never used (the agent made fewer model calls than "
-                f"scripted):\n{listing}\n"
-                "  fix: remove them, or set `agentsim: {allow_unused: true}`",
-                line=leftovers[0][1],
+        failure = unused_failure(self.driver.scripts, self.lines, self.scenario)
+        if failure is not None:
+            raise failure
+
+    # -- after the call ------------------------------------------------------------------
+    def _check_session_end_applies(self) -> None:
+        end = self.scenario.config.session_end
+        if end is not None and end.llm and self.driver.session_end_scripts() is None:
+            raise ScenarioError(
+                "`session_end` scripts the models an AgentServer builds after the call "
+                "(on_session_end), but this scenario runs an Agent, which has no job to end",
+                path=self.scenario.path,
+                line=end.line,
+                fix="remove session_end, or point agentsim.agent at the AgentServer",
             )
 
+    def queue_session_end(self) -> None:
+        scripts = self.driver.session_end_scripts()
+        if scripts is None:
+            return
+        self.end_unscripted_seen = len(scripts.unscripted())
+        end = self.scenario.config.session_end
+        if end is not None:
+            self._queue_steps(scripts, end.llm, "llm", "session_end")
+        self.rec.set_line(end.line if end is not None else self.scenario.line)
 
-def _describe_answer(answer: Any) -> str:
-    parts = []
-    if getattr(answer, "text", None):
-        parts.append(f"say {answer.text!r}")
-    for call in getattr(answer, "tool_calls", ()) or ():
-        parts.append(f"tool_call {call.name}")
-    return ", ".join(parts) or repr(answer)
+    def check_session_end(self) -> None:
+        """Models built after the call (``on_session_end``, shutdown callbacks) that found
+        nothing scripted, or answers they left unused."""
+        scripts = self.driver.session_end_scripts()
+        if scripts is None or not hasattr(self, "end_unscripted_seen"):
+            return
+        end = self.scenario.config.session_end
+        line = end.line if end is not None else self.scenario.line
+        unscripted = scripts.unscripted()[self.end_unscripted_seen :]
+        if unscripted:
+            listing = "\n".join(f"    {u}" for u in unscripted)
+            raise self.fail(
+                f"after the call, on_session_end (or a shutdown callback) made {len(unscripted)} "
+                f"model call(s) nothing scripted:\n{listing}\n"
+                "  fix: script their answers in `agentsim: {session_end: {llm: [...]}}` (an "
+                "evals.JudgeGroup asks each judge once: `- {tool_calls: [{name: submit_verdict, "
+                "arguments: {verdict: pass, reasoning: ok}}], times: N}`)",
+                line,
+            )
+        if not self.settings.allow_unused:
+            failure = unused_failure(scripts, self.lines, self.scenario, after_call=True)
+            if failure is not None:
+                raise self.fail(failure.reason, failure.line or line)

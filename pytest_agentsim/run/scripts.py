@@ -15,7 +15,10 @@ from ..faults import CallScript, Fault
 from ..observe.record import Recorder
 from ..transport import InferenceGateway
 
-__all__ = ["Scripts", "gateway_scripts"]
+__all__ = ["Scripts", "Served", "gateway_scripts"]
+
+Served = tuple[Any, frozenset[str]]
+"""An answer the model was given, and the names of the tools offered on that call."""
 
 
 @dataclasses.dataclass
@@ -25,6 +28,8 @@ class Scripts:
     stt: CallScript[Any]
     unscripted: Callable[[], list[str]]
     """Model calls that found nothing scripted, or could not use what was (in order)."""
+    served: Callable[[], list[Served]]
+    """Answers served so far, with the tools offered on each call (in order)."""
 
     def of(self, resource: str) -> CallScript[Any]:
         script: CallScript[Any] = getattr(self, resource)
@@ -52,4 +57,5 @@ def gateway_scripts(gateway: InferenceGateway, rec: Recorder) -> Scripts:
         tts=gateway.tts,
         stt=gateway.stt,
         unscripted=lambda: list(gateway.unscripted),
+        served=lambda: list(gateway.served),
     )

@@ -210,26 +210,11 @@ class _Simulation:
 
     # -- the conversation ----------------------------------------------------------------
     async def agent_idle(self) -> None:
-        """Wait until the agent has nothing queued or playing (a greeting from ``on_enter``
-        is a real model call here, not instant): the user speaks only after it, so a
-        recording and its replay see the same conversation."""
-        sim = self.sim
-        for _ in range(1000):
-            await sim.settle()
-            if sim.closed or not sim.started:
-                return
-            session = sim.session
-            speech = session.current_speech
-            activity = getattr(session, "_activity", None)
-            queued = bool(getattr(activity, "_speech_q", None))
-            state = str(getattr(session, "agent_state", "listening"))
-            if speech is None and not queued and state not in ("thinking", "speaking"):
-                return
-            if speech is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(speech.wait_for_playout(), timeout=self.settings.timeout)
-            else:
-                await asyncio.sleep(0.01)
+        """Wait until the agent is quiet (a greeting from ``on_enter`` is a real model call
+        here, not instant): the user speaks only after it, so a recording and its replay
+        see the same conversation."""
+        if self.sim.started:
+            await self.sim.wait_quiet()
 
     async def converse(self) -> None:
         sim, settings = self.sim, self.settings

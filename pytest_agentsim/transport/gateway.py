@@ -184,6 +184,8 @@ class InferenceGateway(SpeechSockets):
         """Every final transcript sent, in order."""
         self.unscripted: list[str] = []
         """Calls that found nothing scripted (LLM answered 400; STT sent no transcript)."""
+        self.served: list[tuple[LLMAnswer, frozenset[str]]] = []
+        """LLM answers served, each with the tool names the request offered."""
         self.router = PassUnmatchedRouter(
             using=MOCKER_NAME, assert_all_called=False, assert_all_mocked=True
         )
@@ -423,6 +425,7 @@ class InferenceGateway(SpeechSockets):
             return wire.fault_reply(payload, answer, n)
         if isinstance(answer, str):  # tolerate script.add("text")
             answer = LLMAnswer(text=answer)
+        self.served.append((answer, wire.offered_tools(payload)))
         return wire.chat_completion_reply(payload, answer, n)
 
     # -- the loopback server ------------------------------------------------------------

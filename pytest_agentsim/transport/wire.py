@@ -30,6 +30,7 @@ __all__ = [
     "chat_completion_reply",
     "fault_reply",
     "models_reply",
+    "offered_tools",
     "partial_chunk_text",
     "redact_headers",
     "unscripted_reply",
@@ -289,3 +290,15 @@ def models_reply(model_ids: Sequence[str]) -> HTTPReply:
         headers={"content-type": "application/json"},
         body=json.dumps({"object": "list", "data": data}).encode(),
     )
+
+
+def offered_tools(request: Mapping[str, Any]) -> frozenset[str]:
+    """The tool names a chat-completions request offers (OpenAI's ``tools`` list)."""
+    names = set()
+    for tool in request.get("tools") or ():
+        if isinstance(tool, Mapping):
+            fn = tool.get("function")
+            name = fn.get("name") if isinstance(fn, Mapping) else tool.get("name")
+            if isinstance(name, str):
+                names.add(name)
+    return frozenset(names)

@@ -22,7 +22,14 @@ from yaml.events import (
 )
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from .syntax import DEFAULT_FIX, EMPTY_FIX, go_quote, syntax_error
+from .syntax import (
+    BAD_UNICODE_ESCAPE,
+    DEFAULT_FIX,
+    EMPTY_FIX,
+    UNKNOWN_DIRECTIVE,
+    go_quote,
+    syntax_error,
+)
 from .types import (
     MAP_TAG,
     MAX_DEPTH,
@@ -182,12 +189,8 @@ def _check_directives(source: str) -> None:
             return  # directives only come before the first document
         name = line[1:].split(maxsplit=1)[0] if line[1:].strip() else ""
         if name not in ("YAML", "TAG"):
-            raise YamlError(
-                "found unknown directive name (while scanning a directive)",
-                number,
-                1,
-                fix="remove the `%` directive line (scenario files need none)",
-            )
+            message, fix = UNKNOWN_DIRECTIVE
+            raise YamlError(message, number, 1, fix=fix)
 
 
 def _looks_like_bomless_utf16(data: bytes) -> bool:
@@ -260,12 +263,8 @@ def _compose_events(parser: Any, check_escapes: bool) -> tuple[Node, int | None]
                 tag = PLAIN_TAG if style is None else STR_TAG
             if check_escapes and not value.isascii() and SURROGATE.search(value):
                 # libyaml and yaml.v3 reject "\ud800"-style escapes; PyYAML's scanner does not
-                raise YamlError(
-                    "found invalid Unicode character escape code",
-                    mark.line + 1,
-                    mark.column + 1,
-                    fix="escape characters outside the BMP as \\UXXXXXXXX, not as surrogates",
-                )
+                message, fix = BAD_UNICODE_ESCAPE
+                raise YamlError(message, mark.line + 1, mark.column + 1, fix=fix)
             node: Node = ScalarNode(tag, value, mark, event.end_mark, style)
             count += 1
             if event.anchor is not None:

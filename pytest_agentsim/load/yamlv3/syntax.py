@@ -1,14 +1,17 @@
-"""Parser errors as users should read them: located, in plain words, with a fix."""
+"""Parser errors as users should read them: located, in our own words, with a fix.
+
+libyaml and PyYAML's pure-Python parser word the same problem differently (and libyaml
+releases reword them), so each problem is recognized in either wording and told in one
+message of ours. A problem neither table knows keeps the parser's words, prefixed with
+``invalid YAML:``, and the generic fix.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Final
+from typing import Any, Final
 
 import yaml
-import yaml.parser
-import yaml.reader
-import yaml.scanner
 
 from .types import YamlError
 
@@ -22,36 +25,96 @@ def go_quote(text: str) -> str:
 
 
 _TAB_FIX: Final = "indent with spaces: YAML does not allow tabs for indentation"
-_FIXES: Final = (
-    ("found character '\\t'", _TAB_FIX),
-    ("tab character", _TAB_FIX),
-    ("mapping values are not allowed", "quote the value if it contains ': ' (e.g. \"Re: x\")"),
-    ("could not find expected ':'", "check the indentation, and that each key ends with ': '"),
-    (
-        "did not find expected key",
-        "check the indentation of this line and the one above, and that a quoted value ends "
-        "at its closing quote (inside single quotes write '' for ')",
-    ),
-    (
-        "did not find expected '-'",
-        "check the indentation of this line: the keys of one mapping line up, and so do the "
-        "`- ` items of a list (with a space after each `-`)",
-    ),
-    ("expected <block end>", "check the indentation of this line and the one above"),
-    ("found undefined tag handle", "use a known tag such as !!str, or quote the value"),
-    ("found unknown escape character", "use a valid escape, or single quotes: 'C:\\path'"),
-    ("found unexpected end of stream", "close the open quote or bracket"),
-    (
-        "invalid Unicode character escape",
-        "escape characters outside the BMP as \\UXXXXXXXX, not as surrogate pairs",
-    ),
-    ("found character that cannot start any token", "quote the value"),
-    ("<document start>", "put a `---` line after the `%` directives, or remove them"),
-    ("directive", "remove the `%` directive line (scenario files need none)"),
-    ("incompatible YAML document", "remove the `%YAML` directive line (scenario files need none)"),
+UNKNOWN_DIRECTIVE: Final = (
+    "this `%` directive is not one YAML knows",
+    "remove the `%` directive line (scenario files need none)",
 )
-# Unclosed flow collections: the fix names the line of the opening bracket.
-_FLOW_CLOSERS: Final = (("flow mapping", "{", "}"), ("flow sequence", "[", "]"))
+BAD_UNICODE_ESCAPE: Final = (
+    "found invalid Unicode character escape code",
+    "escape characters outside the BMP as \\UXXXXXXXX, not as surrogate pairs",
+)
+_LIST_FIX: Final = (
+    "check the indentation of this line: the keys of one mapping line up, and so do the "
+    "`- ` items of a list (with a space after each `-`)"
+)
+_MAPPING_FIX: Final = (
+    "check the indentation of this line and the one above, and that a quoted value ends at "
+    "its closing quote (inside single quotes write '' for ')"
+)
+
+
+def _char_at(source: str, mark: Any) -> str:
+    lines = source.splitlines()
+    if mark is None or mark.line >= len(lines):
+        return ""
+    line: str = lines[mark.line]
+    return line[mark.column : mark.column + 1]
+
+
+def _word_at(source: str, mark: Any) -> str:
+    lines = source.splitlines()
+    if mark is None or mark.line >= len(lines):
+        return ""
+    line: str = lines[mark.line]
+    return line[mark.column :].split(" ", 1)[0]
+
+
+def _translate(exc: yaml.MarkedYAMLError, source: str) -> tuple[str, str] | None:
+    """``(message, fix)`` in our words for a problem either parser reports (None: unknown)."""
+    problem = exc.problem or ""
+    context = exc.context or ""
+    mark = exc.problem_mark or exc.context_mark
+    opened = exc.context_mark
+    if _char_at(source, mark) == "\t" or "tab character" in problem:
+        # libyaml does not always name the tab it trips over
+        return "a tab character is used for indentation here, which YAML does not allow", _TAB_FIX
+    if "mapping values are not allowed" in problem:
+        return (
+            "a `: ` inside this plain value makes YAML read it as a key",
+            "quote the value if it contains ': ' (e.g. \"Re: x\")",
+        )
+    if "block collection" in context or "block mapping" in context:
+        # libyaml: "did not find expected '-' indicator" / "... key";
+        # PyYAML: "expected <block end>, but found ..."
+        what = "list" if "collection" in context else "mapping"
+        return (
+            f"this line does not fit the {what} above it: an item or key at the wrong "
+            "indentation, or text that should be quoted",
+            _LIST_FIX if what == "list" else _MAPPING_FIX,
+        )
+    for flow, opener, closer in (("flow mapping", "{", "}"), ("flow sequence", "[", "]")):
+        if flow in context and f"'{closer}'" in problem and opened is not None:
+            return (
+                f"the `{opener}` opened on line {opened.line + 1} is not closed here "
+                f"(expected `,` or `{closer}`)",
+                f"close the `{opener}` opened on line {opened.line + 1} with `{closer}` (check "
+                "the syntax: quote values that contain , [ ] { } or #)",
+            )
+    if "cannot start any token" in problem:
+        char = _char_at(source, mark)
+        return f"`{char}` cannot start a plain value in YAML", "quote the value"
+    if "document start" in problem:
+        return (
+            "a `%` directive must be followed by a `---` line",
+            "put a `---` line after the `%` directives, or remove them",
+        )
+    if "directive" in problem or "directive" in context:
+        return UNKNOWN_DIRECTIVE
+    if "undefined tag handle" in problem:
+        return (
+            f"the tag handle of `{_word_at(source, mark)}` is not defined",
+            "use a known tag such as !!str, or quote the value",
+        )
+    if "unknown escape character" in problem:
+        # libyaml marks the backslash, PyYAML the character after it
+        escape = _word_at(source, mark)[:2].lstrip("\\")[:1]
+        return (
+            f"`\\{escape}` is not an escape YAML knows (in double quotes)",
+            "use a valid escape, or single quotes: 'C:\\path'",
+        )
+    if "invalid Unicode character escape" in problem:
+        return BAD_UNICODE_ESCAPE
+    return None
 
 
 def syntax_error(exc: yaml.MarkedYAMLError, source: str) -> YamlError:
@@ -83,25 +146,11 @@ def syntax_error(exc: yaml.MarkedYAMLError, source: str) -> YamlError:
             ctx.column + 1,
             fix="end the key with ': ', or indent the line to continue the text above",
         )
-    message = problem
-    if exc.context and exc.problem:
-        message = f"{problem} ({exc.context}"
-        if ctx is not None and (mark is None or ctx.line != mark.line):
-            message += f" that starts at line {ctx.line + 1}"
-        message += ")"
-    fix = next((f for needle, f in _FIXES if needle in problem), DEFAULT_FIX)
-    for what, opener, closer in _FLOW_CLOSERS:
-        if what in context and f"'{closer}'" in problem and ctx is not None:
-            fix = (
-                f"close the `{opener}` opened on line {ctx.line + 1} with `{closer}` (check the "
-                "syntax: quote values that contain , [ ] { } or #)"
-            )
-    if mark is not None and "\t" in source:
-        lines = source.splitlines()
-        if mark.line < len(lines) and lines[mark.line][mark.column : mark.column + 1] == "\t":
-            fix = _TAB_FIX  # libyaml does not always name the tab it trips over
-            if "tab" not in message:
-                message = f"found a tab character where YAML does not allow one: {message}"
+    translated = _translate(exc, source)
+    if translated is not None:
+        message, fix = translated
+    else:
+        message, fix = f"invalid YAML: {problem}", DEFAULT_FIX
     if mark is None:
         return YamlError(message, fix=fix)
     return YamlError(message, mark.line + 1, mark.column + 1, fix=fix)

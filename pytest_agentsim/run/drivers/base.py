@@ -15,7 +15,6 @@ from typing import Any, ClassVar, TypeVar
 
 from ...errors import ScenarioError, ScenarioFailure
 from ...load.model import Scenario, ToolMock, Turn
-from ...observe.events import ObservedEvent
 from ...observe.record import Recorder
 from ..scripts import Scripts
 
@@ -47,9 +46,14 @@ class Driver(abc.ABC):
         return await step
 
     @abc.abstractmethod
-    async def play(self, turn: Turn) -> list[ObservedEvent]:
-        """Play one turn; its events (what ``expect`` checks). The record advances to the
-        turn (``rec.turn``) and notes its input."""
+    async def greeting(self) -> None:
+        """Wait until what the agent does on its own after ``session.start()`` is done and
+        it is quiet (turn 0 of the record)."""
+
+    @abc.abstractmethod
+    async def play(self, turn: Turn) -> None:
+        """Play one turn until the agent is quiet. The record advances to the turn
+        (``rec.turn``), notes its input and everything the session reports."""
 
     @contextlib.contextmanager
     def tool_mocks(self, mocks: tuple[ToolMock, ...]) -> Iterator[None]:
@@ -61,9 +65,10 @@ class Driver(abc.ABC):
         """Wait until the agent is quiet after a step (late speech, a close): up to a bound
         when ``spoken`` items or a ``close`` are still expected."""
 
-    def greeting_events(self) -> list[ObservedEvent]:
-        """What the agent did on its own before the first turn (turn 0)."""
-        return []
+    def session_end_scripts(self) -> Scripts | None:
+        """Where answers for models built after the call go (``on_session_end``); None when
+        the mode has no job to end (an ``Agent`` target)."""
+        return None
 
     async def finish(self) -> None:
         """After the last turn, as the cloud ends a simulation (``on_simulation_end``)."""

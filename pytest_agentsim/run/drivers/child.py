@@ -74,7 +74,8 @@ class AgentProcess:
         self.transport: _AcceptedTransport | None = None
         self.dispatch = dispatch
         self.extra_env = dict(env)
-        self.cwd = cwd or agent_file.parent
+        # where pytest runs, as in-process (files the agent writes land in the same place)
+        self.cwd = cwd or Path.cwd()
         self.real_timing = real_timing
         self.allow_network = allow_network
         self.proc: subprocess.Popen[bytes] | None = None
@@ -111,11 +112,12 @@ class AgentProcess:
             env[shim.REAL_TIMING_ENV] = "1"
         if self.allow_network:
             env[shim.ALLOW_NETWORK_ENV] = "1"
-        # the child imports pytest_agentsim (the shim) however the parent found it; the
-        # user's own PYTHONPATH keeps precedence
+        # the agent's siblings are importable as when it is run from its folder; the child
+        # imports pytest_agentsim (the shim) however the parent found it; the user's own
+        # PYTHONPATH keeps precedence
         package_root = str(Path(__file__).resolve().parents[3])
         env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (env.get("PYTHONPATH", ""), package_root) if p
+            p for p in (str(self.agent_file.parent), env.get("PYTHONPATH", ""), package_root) if p
         )
         argv = [
             sys.executable,
@@ -149,10 +151,11 @@ class AgentProcess:
                     "entrypoint never reached session.start(): it may have raised before it, "
                     "or be waiting for something that never comes)"
                 )
-            if self._job_crashed():
+            crashed = self._marked(shim.ENTRY_FAILED_MARK)
+            if crashed is not None:
                 raise ChildFailed(
-                    "the agent's entrypoint raised before its session started "
-                    "(session.start() was never reached)"
+                    "the agent's entrypoint raised before its session started: "
+                    f"{crashed.get('error')} (session.start() was never reached)"
                 )
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(accepted), 0.05)
@@ -265,11 +268,6 @@ class AgentProcess:
             await asyncio.sleep(0.02)
         return detail
 
-    def _job_crashed(self) -> bool:
-        # the console job runs in a thread: an entrypoint that raises before
-        # session.start() is logged, but the process stays up and never connects
-        return "unhandled exception while running the job task" in self.log_text()
-
 
 class _AcceptedTransport(TcpSessionTransport):
     """livekit's TCP framing over a connection the plugin accepted (the child dialed in).
@@ -288,6 +286,7 @@ class _AcceptedTransport(TcpSessionTransport):
         self._loop = asyncio.get_running_loop()
         self.speaker: RemoteSpeaker | None = None
         self.on_eof: Callable[[], None] | None = None
+        self.ended = False  # the child's side of the connection closed
         self.last_activity = time.monotonic()
 
     async def start(self) -> None:
@@ -298,6 +297,7 @@ class _AcceptedTransport(TcpSessionTransport):
             try:
                 msg = await super().__anext__()
             except StopAsyncIteration:
+                self.ended = True
                 if self.on_eof is not None:
                     self.on_eof()
                 raise

@@ -30,11 +30,10 @@ import functools
 import inspect
 import warnings
 import weakref
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
-from livekit import rtc
 from livekit.agents import AgentServer, AgentSession, JobContext, get_job_context
 from livekit.agents.simulation import SimulationContext
 from livekit.agents.testing import fake_job_context
@@ -48,6 +47,7 @@ from ..harness import AgentSim
 from ..outcome import StepFailed, vetoed
 from .dispatch import begin_finalize, dispatch_json, install_dispatch, simulation_ids
 from .models import ModelSwap
+from .room import FakeRoom
 
 __all__ = ["FakeJob"]
 
@@ -60,17 +60,6 @@ _ROOM_KWARGS = ("room", "room_options", "room_input_options", "room_output_optio
 # Bound for each step of the job's shutdown, which runs after the verdict (or a failure)
 # is known: a hung shutdown callback must not turn a finished scenario into a timeout.
 _SHUTDOWN_STEP_TIMEOUT = 5.0
-
-
-def _room_hint(err: BaseException) -> str:
-    if isinstance(err, RuntimeError) and "not connected" in str(err):
-        return (
-            "\n  entrypoint mode has no room (no LiveKit server): the simulated user talks "
-            "to the session directly, so ctx.wait_for_participant() and other rtc.Room calls "
-            "cannot succeed\n  fix: skip them under a simulation "
-            "(`if ctx.simulation_context() is None: ...`)"
-        )
-    return ""
 
 
 def _callable_name(fn: Any) -> str:
@@ -109,6 +98,7 @@ class FakeJob:
         )
         self.run_id, self.job_id = simulation_ids(scenario)
         self.session: AgentSession[Any] | None = None
+        self.greeting_run: Any = None  # the RunResult of the primary session's start()
         self._ctx: JobContext | None = None
         self._stack = contextlib.ExitStack()
         self._sessions: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -131,11 +121,9 @@ class FakeJob:
         self._started = asyncio.get_running_loop().create_future()
         try:
             self._stack.enter_context(dummy_credentials())
-            room = rtc.Room()
-            # as the worker's job runner does, so ctx.room.name is the job's room name
-            info = getattr(room, "_info", None)
-            if info is not None and hasattr(info, "name"):
-                info.name = f"agentsim-{self.job_id}"
+            # connected, like the console's room; named as a worker names the job's room
+            self.room = FakeRoom(f"agentsim-{self.job_id}")
+            room = self.room
             ctx = self._stack.enter_context(
                 fake_job_context(room=room, job_id=f"AJ_{self.job_id}", agent_identity="agent")
             )
@@ -230,7 +218,7 @@ class FakeJob:
             if err is not None:
                 raise self._failure(
                     f"the entrypoint raised before its AgentSession started: "
-                    f"{describe_exception(err)}{_room_hint(err)}",
+                    f"{describe_exception(err)}",
                     event=f"the entrypoint raised {type(err).__name__}",
                     err=err,
                 )
@@ -240,22 +228,13 @@ class FakeJob:
                 "(session.start() was never called)",
                 entry=waiting,
             )
-        # let the entrypoint run on past start() (a greeting, background tasks) to a quiet
-        # point, so nothing it does races the first scripted turn
-        await self.sim.settle()
+        # what the entrypoint does after start() (a greeting, background tasks) is the
+        # greeting step's to wait for and check
         self.check_entrypoint()
-        if self.sim.unscripted_calls():
-            raise self._failure(
-                "the agent made a model call right after session.start(), before the first "
-                "scripted turn (a greeting: session.generate_reply() in the entrypoint or in "
-                "on_enter?); scenario turns cannot script it\n"
-                "  fix: greet with session.say(...), or start the conversation with the user",
-                event="unscripted model call before the first turn",
-            )
         assert self.session is not None
         return self.session
 
-    async def in_session_context(self, coro: Coroutine[Any, Any, T]) -> T:
+    async def in_session_context(self, coro: Awaitable[T]) -> T:
         """Await ``coro`` in (a copy of) the context the entrypoint started its session in."""
         context = self._session_context
         if context is None:  # pragma: no cover - start() sets it before returning
@@ -272,8 +251,7 @@ class FakeJob:
         err = task.exception()
         if err is not None:
             raise self._failure(
-                f"the entrypoint raised after session.start(): {describe_exception(err)}"
-                f"{_room_hint(err)}",
+                f"the entrypoint raised after session.start(): {describe_exception(err)}",
                 event=f"the entrypoint raised {type(err).__name__}",
                 err=err,
                 entry=self._entry_crash,
@@ -479,7 +457,14 @@ class FakeJob:
             self.sim.note("note", f"session.start(){how}; recording its I/O")
         else:
             self.sim.note("note", "another AgentSession started in this job (not recorded)")
+        # capture what start() sets going (on_enter: a greeting) as livekit's own tests do;
+        # the entrypoint gets what it asked for
+        wanted = bool(kwargs.get("capture_run", False))
+        if primary:
+            kwargs["capture_run"] = True
         result = await orig_start(session, *args, **kwargs)
-        if primary and self._started is not None and not self._started.done():
-            self._started.set_result(None)
-        return result
+        if primary:
+            self.greeting_run = result
+            if self._started is not None and not self._started.done():
+                self._started.set_result(None)
+        return result if wanted else None

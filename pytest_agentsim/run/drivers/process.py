@@ -3,14 +3,15 @@
 ``agentsim: {process: true}`` (or ``--agentsim-process``) runs an ``AgentServer`` file as
 ``python -m livekit.agents console`` starts it (:mod:`.child`) and drives it over
 LiveKit's session protocol as the cloud simulator does: ``update_io``, one
-``run(user_input)`` per turn, ``get_chat_history``, ``finalize_simulation``. The child's
-``inference.*``/``openai`` clients point at a loopback
-:class:`~pytest_agentsim.transport.InferenceGateway` that serves each turn's scripted
-answers and faults. A turn's events come from the session's events (so a tool call still
-running when the turn ends is seen, as in-process), a failed turn's from the history.
+``run(user_input)`` per user turn, ``get_chat_history``, ``finalize_simulation``. The
+child's ``inference.*``/``openai`` clients point at a loopback
+:class:`~pytest_agentsim.transport.InferenceGateway` that serves the scripted answers.
 
-The protocol carries user text, not commands: ``say:``/``generate_reply:`` turns and
-``tools:`` mocks cannot reach into the other process (:meth:`ProcessDriver.unsupported`).
+What the agent does is read from the session's events, as in-process (so a tool call still
+running when a turn ends is seen in that turn). What the protocol cannot carry goes over
+a control channel to the child (:mod:`.control`): "answer when you are quiet" (the turn
+boundary, exact: the answer arrives after every event of the turn), agent-initiated turns
+(``say:``/``generate_reply:``) and a turn's ``tools:`` mocks.
 """
 
 from __future__ import annotations
@@ -19,37 +20,36 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
+from google.protobuf.json_format import MessageToDict
 from livekit.agents.voice.remote_session import RemoteSession
-from livekit.protocol.agent_pb import agent_session as agent_pb
 
 from ...errors import ScenarioError, ScenarioFailure
-from ...load.model import Scenario, Turn
-from ...observe.events import ObservedEvent, observe_proto_items, proto_message_text, proto_role
+from ...load.model import Scenario, ToolMock, Turn
+from ...observe.events import proto_message_text, proto_role
 from ...observe.history import history_from_proto
 from ...observe.record import Recorder
 from ...transport import InferenceGateway
 from ..outcome import StepFailed
-from ..scripts import gateway_scripts
+from ..scripts import Scripts, gateway_scripts
 from ..settings import RunSettings
+from . import shim
 from .base import Driver
 from .child import CONNECT_TIMEOUT, LOG_TAIL_LINES, AgentProcess, ChildFailed
+from .control import ANSWER_KEY
 from .dispatch import dispatch_json
 from .process_end import ProcessEnd, RemoteClose, error_text, served, strip_request
 from .speaker import RemoteSpeaker
 
-__all__ = ["CLOSE_WAIT", "SETTLE_QUIET", "ProcessDriver"]
+__all__ = ["CLOSE_WAIT", "ProcessDriver"]
 
 _R = TypeVar("_R")
 
-SETTLE_QUIET = 0.15
-"""Seconds without session traffic after which the agent counts as done with a turn."""
-
 CLOSE_WAIT = 5.0
-"""Seconds a turn waits for speech or a close it still expects (bounded by the timeout)."""
+"""Seconds a turn waits for a close it still expects (bounded by the timeout)."""
 
 
 class ProcessDriver(Driver):
@@ -74,15 +74,12 @@ class ProcessDriver(Driver):
             mode=settings.mode,
             speaker=self.speaker,
         )
-        turns = scenario.config.turns or ()
-        # wait for the agent to go quiet after each turn: only scenarios that check what
-        # was heard or that the session closed need it (it costs SETTLE_QUIET per turn),
-        # and snapshots (late output lands in the history they read)
-        self.settle_turns = settings.keep_history or any(
-            t.spoken is not None or t.closed is not None for t in turns
-        )
         self._remote: RemoteSession | None = None
-        self.turn_events: list[ObservedEvent] = []  # this turn's, from session events
+        self._control_server: asyncio.Server | None = None
+        self._control: asyncio.Future[asyncio.StreamWriter] | None = None
+        self._answers: dict[int, asyncio.Future[str]] = {}
+        self._token = 0
+        self._mocks: tuple[ToolMock, ...] = ()
         # snapshots: the chat history as last read, plus the items added since (what a
         # session that closes takes with it is in those)
         self.history_items: list[Any] = []
@@ -99,40 +96,23 @@ class ProcessDriver(Driver):
         return self._remote
 
     def unsupported(self, scenario: Scenario) -> ScenarioError | None:
-        """The session protocol carries user text (``run_input``), the chat history and
-        events, and the console's audio; it cannot make the agent ``say`` something, start
-        a reply, or mock a tool inside the other process."""
-
-        def err(what: str, line: int | None, why: str = "") -> ScenarioError:
-            return ScenarioError(
-                f"process mode cannot {what}: the agent runs in another process, driven "
-                f"only through LiveKit's session protocol{why}",
-                path=scenario.path,
-                line=line,
-                fix="run this scenario in-process (without `process: true` and "
-                "--agentsim-process), or remove the key",
-            )
-
+        if self.settings.mode == "audio":
+            return None
         cfg = scenario.config
-        audio = self.settings.mode == "audio"
-        if not audio:
-            for sf in cfg.faults:
-                if sf.resource != "llm":
-                    return err(
-                        f"inject {sf.resource} faults in text mode",
-                        sf.line,
-                        " (text mode has no STT/TTS: use `mode: audio`)",
-                    )
-        for turn in cfg.turns or ():
-            if turn.user is None:
-                return err(
-                    "play `say:`/`generate_reply:` turns", turn.line, " (it carries user text)"
-                )
-            if turn.tools:
-                return err("mock tools (`tools:`)", turn.line)
-            if turn.tts and not audio:
-                return err("script `tts:` steps in text mode", turn.line, " (use `mode: audio`)")
-        return None
+        problems = [
+            (sf.line, f"inject {sf.resource} faults") for sf in cfg.faults if sf.resource != "llm"
+        ]
+        steps = [*(cfg.turns or ()), *([cfg.greeting] if cfg.greeting else [])]
+        problems += [(t.line, "script `tts:` steps") for t in steps if t.tts]
+        if not problems:
+            return None
+        line, what = problems[0]
+        return ScenarioError(
+            f"process mode cannot {what} in text mode: the console session has no STT/TTS then",
+            path=scenario.path,
+            line=line,
+            fix="add `mode: audio` to the scenario's agentsim block",
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
     def bounded(self) -> bool:
@@ -141,7 +121,12 @@ class ProcessDriver(Driver):
     async def start(self) -> None:
         rec, child = self.rec, self.child
         await self.gateway.start()
+        loop = asyncio.get_running_loop()
+        self._control = loop.create_future()
+        self._control_server = await asyncio.start_server(self._on_control, "127.0.0.1", 0)
+        port = self._control_server.sockets[0].getsockname()[1]
         child.extra_env.update(self.gateway.child_env())
+        child.extra_env[shim.CONTROL_ENV] = f"127.0.0.1:{port}"
         what = f"{self.agent_file.name} in a child process"
         rec.note("note", f"process mode ({self.settings.mode}): {what}")
         try:
@@ -162,8 +147,18 @@ class ProcessDriver(Driver):
         remote.on("error", self._on_error)
         remote.on("conversation_item_added", self._on_item)
         remote.on("function_tools_executed", self._on_tools)
+        remote.on("tool_execution_updated", self._on_tool_update)
+        # livekit's RemoteSession emits every event the session host forwards (its type
+        # lists the common ones only): the control channel's answers ride on this one
+        remote.on(cast(Any, "debug_message"), self._on_debug)
         if child.transport is not None:
             child.transport.on_eof = self._on_eof
+
+    async def _on_control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._control is not None and not self._control.done():
+            self._control.set_result(writer)
+        else:  # one job, one control connection
+            writer.close()
 
     async def aclose(self, *, failed: bool) -> None:
         try:
@@ -172,6 +167,13 @@ class ProcessDriver(Driver):
             self.log_tail = self.child.log_tail()
         finally:
             self.child.remove_log()  # its tail is in the report (or the run)
+            control = self._control
+            if control is not None and control.done() and not control.cancelled():
+                control.result().close()
+            if self._control_server is not None:
+                self._control_server.close()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._control_server.wait_closed(), 1.0)
             await self.gateway.aclose()
 
     def blocked_hosts(self) -> list[str]:
@@ -183,6 +185,9 @@ class ProcessDriver(Driver):
             "turn_seconds": list(self.turn_seconds),
             "log_tail": self.log_tail,
         }
+
+    def session_end_scripts(self) -> Scripts | None:
+        return self.scripts  # the child's models all talk to the gateway
 
     def annotate(self, failure: ScenarioFailure) -> ScenarioFailure:
         """The end of the agent's log under the transcript; blocked hosts in the reason."""
@@ -200,6 +205,46 @@ class ProcessDriver(Driver):
             reason, location=failure.location, transcript=transcript, timeline=failure.timeline
         )
 
+    # -- the control channel -------------------------------------------------------------
+    async def ask(self, op: str, **fields: Any) -> str | None:
+        """Send a control request; returns when the child answered (None), the session
+        closed, or the child is gone (a reason). Raises StepFailed on the child's error."""
+        assert self._control is not None
+        loop = asyncio.get_running_loop()
+        try:
+            writer = await asyncio.wait_for(asyncio.shield(self._control), self.timeout)
+        except asyncio.TimeoutError:
+            return "the agent process never opened its control channel"
+        self._token += 1
+        token = self._token
+        answer: asyncio.Future[str] = loop.create_future()
+        self._answers[token] = answer
+        request = {"op": op, "token": token, "timeout": self.timeout, **fields}
+        writer.write(json.dumps(request).encode() + b"\n")
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        closed: asyncio.Future[Any] = asyncio.ensure_future(
+            self.rec.wait_closed(timeout=self.timeout)
+        )
+        try:
+            await asyncio.wait([answer, closed], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closed.cancel()
+            self._answers.pop(token, None)
+        if not answer.done():
+            return self.end.child_gone() or "the session closed"
+        if answer.result():
+            raise StepFailed(f"the agent process could not {op}: {answer.result()}")
+        return None
+
+    def _on_debug(self, ev: Any) -> None:
+        payload = MessageToDict(ev.debug_message.payload)
+        token = payload.get(ANSWER_KEY)
+        if isinstance(token, int | float):
+            future = self._answers.get(int(token))
+            if future is not None and not future.done():
+                future.set_result(str(payload.get("error") or ""))
+
     # -- session events ------------------------------------------------------------------
     def _on_error(self, ev: Any) -> None:
         self.rec.note("error", f"agent session error: {error_text(ev.error.message)}")
@@ -213,16 +258,23 @@ class ProcessDriver(Driver):
         elif which == "message" and proto_role(item.message) == "assistant":
             msg = item.message
             text = proto_message_text(msg)
-            self.turn_events.append(ObservedEvent("message", role="assistant", text=text))
+            self.rec.record_message(text, msg.interrupted)
             self.speaker.message(text, interrupted=msg.interrupted)
         elif which == "agent_handoff":
-            self.turn_events.extend(observe_proto_items([item]))
+            handoff = item.agent_handoff
+            self.rec.record_handoff(handoff.old_agent_id or None, handoff.new_agent_id)
 
     def _on_tools(self, ev: Any) -> None:
         done = ev.function_tools_executed
         for call, out in zip(done.function_calls, done.function_call_outputs, strict=False):
-            self.turn_events.extend(observe_proto_items([_as_item("function_call", call)]))
-            self.turn_events.extend(observe_proto_items([_as_item("function_call_output", out)]))
+            self.rec.record_call(call.name, call.arguments, call.call_id or None)
+            self.rec.record_output(out.name, out.output, out.is_error, call.call_id or None)
+
+    def _on_tool_update(self, ev: Any) -> None:
+        update = ev.tool_execution_updated
+        if update.WhichOneof("update") == "started":
+            fc = update.started.function_call
+            self.rec.record_call(fc.name, fc.arguments, fc.call_id or None)
 
     def _on_eof(self) -> None:
         """The child's end of the session protocol closed: its session closed (or it died)."""
@@ -236,36 +288,97 @@ class ProcessDriver(Driver):
             reason = "unknown" if code is None else f"agent process exited (code {code})"
         rec.record_close(RemoteClose(reason, error))
 
-    def child_gone(self) -> str | None:
-        return self.end.child_gone()
+    # -- steps ---------------------------------------------------------------------------
+    async def greeting(self) -> None:
+        await self.ask("quiet")
+        self.speaker.settle()
+        await self._greeting_from_history()
 
-    # -- turns -------------------------------------------------------------------------
-    async def play(self, turn: Turn) -> list[ObservedEvent]:
+    async def _greeting_from_history(self) -> None:
+        """What the agent did before its session host forwarded events (the session's
+        first handoff, a greeting started in on_enter) is only in the history: turn 0 is
+        read from there."""
+        if self.rec.closed:
+            return
+        try:
+            history = await self.request(self.remote.get_chat_history())
+        except (RuntimeError, asyncio.TimeoutError):
+            return
+        rec = self.rec
+        rec.timeline[:] = [
+            e
+            for e in rec.timeline
+            if e.turn != 0 or e.kind not in ("agent", "handoff", "tool_call", "tool_output")
+        ]
+        for item in history.items:
+            which = item.WhichOneof("item")
+            if which == "message" and proto_role(item.message) == "assistant":
+                rec.record_message(proto_message_text(item.message), item.message.interrupted)
+            elif which == "agent_handoff":
+                handoff = item.agent_handoff
+                rec.record_handoff(handoff.old_agent_id or None, handoff.new_agent_id)
+            elif which == "function_call":
+                fc = item.function_call
+                rec.record_call(fc.name, fc.arguments, fc.call_id or None)
+            elif which == "function_call_output":
+                fo = item.function_call_output
+                rec.record_output(fo.name, fo.output, fo.is_error, fo.call_id or None)
+        if self.settings.keep_history:
+            self.history_items, self.items_since = list(history.items), []
+
+    @contextlib.contextmanager
+    def tool_mocks(self, mocks: tuple[ToolMock, ...]) -> Iterator[None]:
+        self._mocks = mocks  # sent with the turn (the control channel is async)
+        try:
+            yield
+        finally:
+            self._mocks = ()
+
+    async def play(self, turn: Turn) -> None:
+        rec = self.rec
+        mocks = self._mocks
+        if mocks:
+            await self.ask("mock", tools=[_mock_json(m) for m in mocks])
+        try:
+            if turn.user is not None:
+                await self._user_turn(turn)
+            else:
+                rec.turn += 1
+                if turn.say is not None:
+                    gone = await self.ask("say", text=turn.say)
+                else:
+                    gone = await self.ask("generate_reply", instructions=turn.generate_reply or "")
+                if gone is not None and not rec.closed:
+                    raise StepFailed(f"{turn.label}: {gone}", line=turn.line)
+        finally:
+            if mocks and not rec.closed:
+                await self.ask("unmock")
+
+    async def _user_turn(self, turn: Turn) -> None:
         rec = self.rec
         assert turn.user is not None
-        label = f"turn {turn.index + 1}"
         rec.turn += 1
         rec.note("user", turn.user)
-        self.turn_events = []
         faults_before = {id(e) for e in rec.timeline if e.kind == "fault"}
         started = time.monotonic()
         inputs_before = self.user_inputs_seen
         try:
-            result = await self.request(self.remote.run(turn.user, timeout=self.timeout))
-            observed = observe_proto_items(result.items)
+            await self.request(self.remote.run(turn.user, timeout=self.timeout))
         except asyncio.TimeoutError:
             raise StepFailed(
-                f"{label}: the agent did not finish its reply within "
+                f"{turn.label}: the agent did not finish its reply within "
                 f"{self.timeout:g}s (agentsim.timeout)",
                 line=turn.line,
             ) from None
         except RuntimeError as e:
-            if "transport closed" in str(e) or self.child_gone() is not None:
-                observed = await self._closed_during_turn(turn, inputs_before)
-            elif "is closing" in str(e):  # livekit: "AgentSession is closing, cannot use ..."
-                await rec.wait_closed(timeout=CLOSE_WAIT)
+            transport = self.child.transport
+            ended = transport is not None and transport.ended
+            if ended or rec.closed or self.end.child_gone() is not None:
+                await self._closed_during_turn(turn, inputs_before)
+            elif self.user_inputs_seen == inputs_before and await rec.wait_closed(CLOSE_WAIT):
+                # refused, and the input never reached the session: it was closing
                 raise StepFailed(
-                    f"{label} ({turn.describe()}) cannot run: the session already "
+                    f"{turn.label} ({turn.describe()}) cannot run: the session already "
                     f"closed ({strip_request(str(e))})",
                     line=turn.line,
                 ) from None
@@ -275,14 +388,15 @@ class ProcessDriver(Driver):
                 ]
                 cause = f" (the gateway served {served(faults)})" if faults else ""
                 rec.note("error", f"the turn failed: {strip_request(str(e))}{cause}")
-                observed = await self._events_after(turn.user)
         self.turn_seconds.append(time.monotonic() - started)
-        self._note_events(observed)
-        return observed
 
     async def settle(self, *, spoken: int, close: bool) -> None:
-        if self.settle_turns:
-            await self._wait_quiet(spoken=spoken, close=close)
+        rec = self.rec
+        if not rec.closed:
+            await self.ask("quiet")
+        if close and not rec.closed:
+            await rec.wait_closed(timeout=min(self.timeout, CLOSE_WAIT))
+        self.speaker.settle()
         if self.settings.keep_history:
             await self.read_history()
 
@@ -295,9 +409,9 @@ class ProcessDriver(Driver):
             await asyncio.wait({run, closed}, return_when=asyncio.FIRST_COMPLETED)
             if not run.done():
                 # closed first: 1.7+ fails pending requests at once, 1.6 never answers
-                await asyncio.wait({run}, timeout=SETTLE_QUIET)
+                await asyncio.wait({run}, timeout=0.15)
             if not run.done():
-                raise RuntimeError("remote session transport closed (session closed)")
+                raise RuntimeError("the session closed before it answered")
             return run.result()
         finally:
             for task in (run, closed):
@@ -306,45 +420,23 @@ class ProcessDriver(Driver):
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
 
-    async def _closed_during_turn(self, turn: Turn, inputs_before: int) -> list[ObservedEvent]:
+    async def _closed_during_turn(self, turn: Turn, inputs_before: int) -> None:
         """The connection ended mid-turn: a session the agent closed is a result (the
         turn's ``closed:`` judges it); a child that died is a failure."""
         rec = self.rec
         # the end of the stream and the process exit race; give the EOF a moment
-        await rec.wait_closed(timeout=SETTLE_QUIET)
+        await rec.wait_closed(timeout=0.15)
         close = rec.close_event
         if close is None or str(close.reason).startswith("agent process exited"):
-            gone = self.child_gone() or "the agent closed its session connection"
-            raise StepFailed(f"turn {turn.index + 1}: {gone} during the turn", line=turn.line)
+            gone = self.end.child_gone() or "the agent closed its session connection"
+            raise StepFailed(f"{turn.label}: {gone} during the turn", line=turn.line)
         if self.user_inputs_seen == inputs_before:
             # the session was already closing: the turn's input never reached it
             raise StepFailed(
-                f"turn {turn.index + 1} ({turn.describe()}) cannot run: the session already "
+                f"{turn.label} ({turn.describe()}) cannot run: the session already "
                 "closed (it was closing when the turn began)",
                 line=turn.line,
             )
-        return list(self.turn_events)
-
-    async def _wait_quiet(self, *, spoken: int, close: bool) -> None:
-        """Wait until the agent is quiet: what it says after the turn's reply (an error
-        handler's fallback) or its session closing arrive as events, not in the reply.
-
-        Quiet means no protocol traffic for ``SETTLE_QUIET`` seconds; while the turn still
-        expects more speech, or a close, waiting goes on up to ``CLOSE_WAIT`` seconds.
-        """
-        rec = self.rec
-        transport = self.child.transport
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + min(self.timeout, CLOSE_WAIT)
-        while not rec.closed and transport is not None:
-            quiet = time.monotonic() - transport.last_activity >= SETTLE_QUIET
-            heard = sum(1 for e in rec.timeline if e.kind == "spoken" and e.turn == rec.turn)
-            if quiet and heard >= spoken and not close:
-                break
-            if loop.time() >= deadline:
-                break
-            await asyncio.sleep(0.02)
-        self.speaker.settle()
 
     async def read_history(self) -> None:
         """Read the chat history (for the snapshot), while the session is open."""
@@ -360,53 +452,15 @@ class ProcessDriver(Driver):
     def history(self) -> list[dict[str, Any]] | None:
         return history_from_proto([*self.history_items, *self.items_since])
 
-    async def _events_after(self, user_text: str) -> list[ObservedEvent]:
-        """A failed turn returns no items: read what it added from the chat history."""
-        try:
-            history = await self.request(self.remote.get_chat_history())
-        except Exception:
-            return []
-        items = list(history.items)
-        start = len(items)  # the turn's input never reached the history: it added nothing
-        for i, item in enumerate(items):
-            if (
-                item.WhichOneof("item") == "message"
-                and proto_role(item.message) == "user"
-                and proto_message_text(item.message) == user_text
-            ):
-                start = i + 1
-        return observe_proto_items(items[start:])
-
-    def _note_events(self, observed: list[ObservedEvent]) -> None:
-        note = self.rec.note
-        for ev in observed:
-            if ev.type == "message":
-                note("agent", ev.text or "", role=ev.role, content=ev.text or "")
-            elif ev.type == "function_call":
-                args = json.dumps(ev.arguments, ensure_ascii=False)
-                note("tool_call", f"{ev.name}({args})", name=ev.name, arguments=args)
-            elif ev.type == "function_call_output":
-                flag = " [error]" if ev.is_error else ""
-                note(
-                    "tool_output",
-                    f"{ev.name} -> {ev.text}{flag}",
-                    name=ev.name,
-                    output=ev.text,
-                    is_error=ev.is_error,
-                )
-            else:
-                note("handoff", f"-> {ev.new_agent_id}", new_agent_id=ev.new_agent_id)
-
     async def finish(self) -> None:
         await self.end.finalize(self.remote)
 
 
-def _as_item(which: str, value: Any) -> Any:
-    """A ``function_tools_executed`` call/output proto wrapped as the ``ChatItem`` the
-    history would carry, so one reader (:func:`observe_proto_items`) serves both."""
-    item = agent_pb.ChatContext.ChatItem()
-    getattr(item, which).CopyFrom(value)
-    return item
+def _mock_json(mock: ToolMock) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": mock.name, "value": mock.value}
+    if mock.raise_message is not None:
+        out["raise"] = mock.raise_message
+    return out
 
 
 def _indent(text: str, prefix: str = "    ") -> str:

@@ -15,7 +15,6 @@ from livekit.agents import Agent
 
 from ...errors import AgentSimAssertionError, ScenarioError
 from ...load.model import Scenario, ToolMock, Turn
-from ...observe.events import ObservedEvent, observe_run_events, observe_timeline
 from ...observe.frames import describe_exception, user_traceback
 from ..harness import AgentSim
 from ..outcome import StepFailed
@@ -66,19 +65,21 @@ class SessionDriver(Driver):
             ) from None
         await self.sim.start(agent, mode=self.settings.mode)
 
-    async def play(self, turn: Turn) -> list[ObservedEvent]:
+    async def greeting(self) -> None:
+        # sim.start() already waited for what the session's start set going (on_enter)
+        await self.sim.wait_quiet()
+
+    async def play(self, turn: Turn) -> None:
         sim = self.sim
         try:
             if turn.user is not None:
-                result = await sim.run(turn.user)
-                return observe_run_events(result.events)
-            if turn.say is not None:
+                await sim.run(turn.user)
+            elif turn.say is not None:
                 await sim.say(turn.say)
             else:
                 await sim.generate_reply(turn.generate_reply)
         except AgentSimAssertionError as e:
             raise StepFailed(str(e).split("\n\n", 1)[0], line=turn.line) from None
-        return observe_timeline(sim.timeline, sim.turn)
 
     @contextlib.contextmanager
     def tool_mocks(self, mocks: tuple[ToolMock, ...]) -> Iterator[None]:

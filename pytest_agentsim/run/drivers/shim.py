@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from livekit.agents import AgentServer, AgentSession, JobContext
@@ -30,7 +31,9 @@ from livekit.agents.__main__ import main as livekit_main
 from livekit.agents.job import get_job_context
 
 from ...fakes.timing import no_backoff
+from ...observe.frames import describe_exception
 from ...transport.offline import block_network
+from .control import serve
 from .dispatch import begin_finalize
 
 DISPATCH_ENV = "AGENTSIM_DISPATCH"
@@ -38,10 +41,12 @@ PARENT_ENV = "AGENTSIM_PARENT_PID"
 LOG_ENV = "AGENTSIM_CHILD_LOG"
 REAL_TIMING_ENV = "AGENTSIM_REAL_TIMING"
 ALLOW_NETWORK_ENV = "AGENTSIM_ALLOW_NETWORK"
+CONTROL_ENV = "AGENTSIM_CONTROL"  # host:port of the parent's control channel (control.py)
 BLOCKED_MARK = "agentsim-blocked-network: "  # one line per blocked host, read by the parent
 CLOSED_MARK = "agentsim-session-closed: "  # the close reason, which the protocol does not carry
 FINALIZED_MARK = "agentsim-simulation-end: "  # on_simulation_end's verdict after a close
-MARKS = (BLOCKED_MARK, CLOSED_MARK, FINALIZED_MARK)  # lines for the parent, not the user
+ENTRY_FAILED_MARK = "agentsim-entrypoint-raised: "  # the entrypoint's exception
+MARKS = (BLOCKED_MARK, CLOSED_MARK, FINALIZED_MARK, ENTRY_FAILED_MARK)  # for the parent
 
 
 def install_dispatch(payload: str) -> None:
@@ -61,6 +66,12 @@ def install_dispatch(payload: str) -> None:
             return await launch(info)
 
         pool.launch_job = launch_job
+        # the console job runs in a thread: an entrypoint that raises is only logged and
+        # the process stays up, so the parent hears of it here (livekit's proc pool holds
+        # the entrypoint it hands each job)
+        entry = getattr(pool, "_job_entrypoint_fnc", None)
+        if entry is not None:
+            pool._job_entrypoint_fnc = _reporting(entry)
         try:
             await original(self, *args, **kwargs)
         finally:
@@ -71,6 +82,19 @@ def install_dispatch(payload: str) -> None:
 
 def _report(mark: str, detail: dict[str, Any]) -> None:
     print(mark + json.dumps(detail), file=sys.stderr, flush=True)
+
+
+def _reporting(entry: Callable[[Any], Awaitable[None]]) -> Callable[[Any], Awaitable[None]]:
+    """``entry``, reporting an exception it raises on the parent's marker line."""
+
+    async def run(ctx: Any) -> None:
+        try:
+            await entry(ctx)
+        except Exception as e:
+            _report(ENTRY_FAILED_MARK, {"error": describe_exception(e)})
+            raise
+
+    return run
 
 
 async def _finalize_closed() -> None:
@@ -112,6 +136,7 @@ def report_close() -> None:
     """
     original = AgentSession.start
     pending: set[asyncio.Task[None]] = set()
+    started: list[Any] = []  # sessions started in this process (the first is the job's)
 
     async def start(self: Any, *args: Any, **kwargs: Any) -> Any:
         def on_close(ev: Any) -> None:
@@ -126,7 +151,19 @@ def report_close() -> None:
             task.add_done_callback(pending.discard)
 
         self.on("close", on_close)
-        return await original(self, *args, **kwargs)
+        primary = not started
+        started.append(self)
+        # capture what start() sets going (on_enter: a greeting), as livekit's tests do
+        wanted = bool(kwargs.get("capture_run", False))
+        if primary:
+            kwargs["capture_run"] = True
+        result = await original(self, *args, **kwargs)
+        control = os.environ.get(CONTROL_ENV)
+        if primary and control:
+            task = asyncio.ensure_future(serve(self, result, control))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+        return result if wanted else None
 
     AgentSession.start = start  # type: ignore[method-assign]
 

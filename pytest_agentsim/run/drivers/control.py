@@ -1,0 +1,96 @@
+"""Process mode's control channel, child side: what the session protocol cannot ask.
+
+The parent (:class:`~.process.ProcessDriver`) sends JSON lines on a loopback socket; the
+child answers each one by emitting a ``debug_message`` on its session, which livekit's
+session host forwards to the parent *in order with every other session event*. So when
+the parent reads the answer to "tell me when you are quiet", every event the agent
+produced before it has already arrived: turn boundaries without timing windows.
+
+Requests: ``{"op": "quiet"}`` (answered when the agent is quiet, the greeting included),
+``{"op": "say", "text"}`` and ``{"op": "generate_reply", "instructions"}`` (agent-initiated
+turns), ``{"op": "mock", "tools": [...]}`` / ``{"op": "unmock"}`` (a turn's tool mocks).
+Each carries a ``token``; the answer is ``{"agentsim": token, "error": ...}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+from google.protobuf.json_format import ParseDict
+from google.protobuf.struct_pb2 import Struct
+from livekit import rtc
+from livekit.protocol.agent_pb import agent_session as agent_pb
+
+from ...load.model import ToolMock
+from ..quiet import wait_quiet
+from .tools import turn_tool_mocks
+
+__all__ = ["ANSWER_KEY", "serve"]
+
+ANSWER_KEY = "agentsim"
+"""The key of the control answers in the ``debug_message`` payload."""
+
+
+async def _finished(run: Any) -> None:
+    await run
+
+
+def _answer(session: Any, token: int, error: str | None = None) -> None:
+    payload = Struct()
+    ParseDict({ANSWER_KEY: token, "error": error or ""}, payload)
+    # the session host forwards debug messages over the session protocol, in order; the
+    # base emit, as livekit's own debug messages (kept out of the session's report)
+    rtc.EventEmitter.emit(session, "debug_message", agent_pb.DebugMessage(payload=payload))
+
+
+async def _perform(session: Any, greeting: Any, request: dict[str, Any], mocks: list[Any]) -> None:
+    op = request.get("op")
+    timeout = float(request.get("timeout", 30.0))
+    if op == "quiet":
+        if greeting is not None:
+            with contextlib.suppress(Exception):  # a failed greeting is the agent's to report
+                await asyncio.wait_for(_finished(greeting), timeout)
+        await wait_quiet(session, timeout)
+    elif op == "say":
+        handle = session.say(str(request.get("text", "")))
+        await asyncio.wait_for(handle.wait_for_playout(), timeout)
+    elif op == "generate_reply":
+        instructions = request.get("instructions") or None
+        kwargs = {"instructions": instructions} if instructions else {}
+        handle = session.generate_reply(**kwargs)
+        await asyncio.wait_for(handle.wait_for_playout(), timeout)
+    elif op == "mock":
+        tools = tuple(
+            ToolMock(name=t["name"], value=t.get("value"), raise_message=t.get("raise"))
+            for t in request.get("tools", ())
+        )
+        manager = turn_tool_mocks(session, tools)
+        manager.__enter__()
+        mocks.append(manager)
+    elif op == "unmock":
+        while mocks:
+            mocks.pop().__exit__(None, None, None)
+    else:
+        raise ValueError(f"unknown control op {op!r}")
+
+
+async def serve(session: Any, greeting: Any, address: str) -> None:
+    """Answer the parent's requests for ``session`` until the connection ends."""
+    host, _, port = address.rpartition(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    mocks: list[Any] = []
+    try:
+        while line := await reader.readline():
+            request = json.loads(line)
+            token = int(request.get("token", 0))
+            try:
+                await _perform(session, greeting, request, mocks)
+            except Exception as e:
+                _answer(session, token, f"{type(e).__name__}: {e}")
+            else:
+                _answer(session, token)
+    finally:
+        writer.close()

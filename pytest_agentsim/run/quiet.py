@@ -1,0 +1,54 @@
+"""When is the agent done with a step? When it is *quiet*: nothing playing, queued, being
+generated or switching agents, and no callback ready to run. The same test in this
+process and in process mode's child, so a turn ends at the same point in every mode."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+__all__ = ["busy", "loop_idle", "wait_quiet"]
+
+
+async def loop_idle(rounds: int = 50) -> None:
+    """Let everything ready to run, run (up to ``rounds`` loop iterations)."""
+    loop = asyncio.get_running_loop()
+    for _ in range(rounds):
+        await asyncio.sleep(0)
+        # nothing scheduled: more rounds would change nothing; loops without `_ready`
+        # (uvloop) just run all the rounds
+        if not getattr(loop, "_ready", True):
+            return
+
+
+def busy(session: Any) -> bool:
+    """Speech playing or queued, a reply being generated, or an agent switch under way."""
+    if session.current_speech is not None:
+        return True
+    activity = getattr(session, "_activity", None)
+    if getattr(activity, "_speech_q", None):
+        return True
+    switching = getattr(session, "_update_activity_atask", None)
+    if switching is not None and not switching.done():
+        return True
+    return str(getattr(session, "agent_state", "listening")) in ("thinking", "speaking")
+
+
+async def wait_quiet(session: Any, timeout: float) -> bool:
+    """Wait until ``session`` is quiet (or closing); False if it was still busy after
+    ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        await loop_idle()
+        if getattr(session, "_closing", False) or not busy(session):
+            return True
+        if loop.time() >= deadline:
+            return False
+        speech = session.current_speech
+        if speech is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(speech.wait_for_playout(), deadline - loop.time())
+            continue
+        await asyncio.sleep(0.005)  # a timer the agent waits on (the loop is idle)
