@@ -23,7 +23,6 @@ from typing import Any
 from livekit.agents import (
     Agent,
     AgentServer,
-    AgentSession,
     JobContext,
     RunContext,
     ToolError,
@@ -32,6 +31,11 @@ from livekit.agents import (
     inference,
 )
 from livekit.agents.simulation import SimulationContext
+
+try:  # livekit-agents 2.x calls it LiveSession (AgentSession is a deprecated alias there)
+    from livekit.agents import LiveSession as AgentSession
+except ImportError:  # 1.x
+    from livekit.agents import AgentSession  # type: ignore[assignment]
 
 SCHEMA = """
 CREATE TABLE rooms (

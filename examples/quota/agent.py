@@ -19,7 +19,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from livekit.agents import Agent, AgentServer, AgentSession, JobContext, cli, inference
+from livekit.agents import Agent, AgentServer, JobContext, cli, inference
+
+try:  # livekit-agents 2.x calls it LiveSession (AgentSession is a deprecated alias there)
+    from livekit.agents import LiveSession as AgentSession
+except ImportError:  # 1.x
+    from livekit.agents import AgentSession  # type: ignore[assignment]
 
 FALLBACK = "Sorry, our assistant is temporarily unavailable. Please call back later."
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -43,6 +44,36 @@ __all__ = [
     "recorded_judge",
     "run_scenario_item",
 ]
+
+T = TypeVar("T")
+
+
+def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(coro)`` on a fresh loop that never becomes the thread's current loop.
+
+    ``asyncio.run`` replaces the current loop and leaves ``None`` behind, so a loop that
+    something else left current (pytest-asyncio < 1.4 leaves an open loop after every async
+    test) is garbage-collected unclosed, and its ResourceWarning lands on whatever test runs
+    then (an error under ``-W error``).
+    """
+    if sys.version_info >= (3, 11):
+        with asyncio.Runner(loop_factory=asyncio.new_event_loop) as runner:
+            return runner.run(coro)
+    loop = asyncio.new_event_loop()  # Python 3.10: what Runner does, by hand
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        try:
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            loop.close()
+
 
 _TRANSCRIPT_KEY = pytest.StashKey[str]()
 TIMELINE_KEY: pytest.StashKey[list[TimelineEntry]] = pytest.StashKey()
@@ -182,7 +213,7 @@ class ScenarioItem(pytest.Function):
         offline = not settings.allow_network and not (judging and settings.record)
         guard = engine.block_network() if offline else None
         with self._guarded(guard), self._intent_judge(judging) as judge:
-            run = asyncio.run(engine.run_scenario(s, target, resolved, judge=judge))
+            run = run_blocking(engine.run_scenario(s, target, resolved, judge=judge))
         self._keep(run)
         blocked = [*(guard.blocked if guard is not None else ()), *run.blocked]
         if blocked:
@@ -280,7 +311,7 @@ class ScenarioItem(pytest.Function):
         offline = not settings.allow_network and not settings.record
         guard = engine.block_network() if offline else None
         with self._guarded(guard):
-            run, verdict = asyncio.run(engine.run_simulation(s, target, sim_settings))
+            run, verdict = run_blocking(engine.run_simulation(s, target, sim_settings))
         if verdict is not None:
             self.user_properties.append(("judge_verdict", "pass" if verdict.passed else "fail"))
             self.user_properties.append(("judge_reason", verdict.reason))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from livekit.agents import Agent
 
@@ -56,7 +57,7 @@ __all__ = [
 
 async def run_scenario(
     scenario: Scenario,
-    target: AgentTarget | Callable[[Scenario], Agent] | Path,
+    target: AgentTarget | Callable[[Scenario], Agent | tuple[Agent, dict[str, Any]]] | Path,
     settings: RunSettings,
     *,
     judge: Judge | None = None,
@@ -89,7 +90,7 @@ async def run_scenario(
 
 def _in_process_driver(
     scenario: Scenario,
-    target: AgentTarget | Callable[[Scenario], Agent] | Path,
+    target: AgentTarget | Callable[[Scenario], Agent | tuple[Agent, dict[str, Any]]] | Path,
     settings: RunSettings,
     sim: AgentSim,
 ) -> Driver:
@@ -97,5 +98,6 @@ def _in_process_driver(
         raise TypeError("an agent file runs in process mode (settings.process)")
     if isinstance(target, AgentTarget) and target.kind == "server":
         return EntrypointDriver(sim, scenario, settings, target.obj, description=target.description)
-    build = target.build if isinstance(target, AgentTarget) else target
-    return SessionDriver(sim, scenario, settings, build)
+    if not isinstance(target, AgentTarget):
+        target = AgentTarget("factory", target, getattr(target, "__qualname__", repr(target)))
+    return SessionDriver(sim, scenario, settings, target.build)

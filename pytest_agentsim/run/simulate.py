@@ -272,8 +272,9 @@ class _Simulation:
 
     # -- agent mode ----------------------------------------------------------------------
     async def play_agent(self) -> None:
-        agent = self.target.build(self.scenario)
-        await self.sim.start(agent, mode="text", llm=inference.LLM(model=self.settings.agent_model))
+        agent, session_kwargs = self.target.build(self.scenario)
+        session_kwargs.setdefault("llm", inference.LLM(model=self.settings.agent_model))
+        await self.sim.start(agent, mode="text", **session_kwargs)
         await self.converse()
         self.verdict = await self.judge()
         if self.verdict is not None and not self.verdict.passed:

@@ -26,17 +26,24 @@ from livekit.agents import Agent, AgentServer
 from ..errors import ScenarioError, did_you_mean
 from ..load.model import Scenario
 
+# livekit-agents 2 keeps an agent's per-session state on its activity, so one module-level
+# `Agent(name=...)` serves every session; 1.x agents hold their state themselves
+STATELESS_AGENTS = "name" in inspect.signature(Agent.__init__).parameters
+
 __all__ = ["AgentTarget", "import_target", "locate_agent_file", "resolve_target"]
 
 
 @dataclasses.dataclass(frozen=True)
 class AgentTarget:
-    kind: Literal["agent", "factory", "server"]
+    kind: Literal["agent", "factory", "server", "instance"]
     obj: Any
     description: str
 
-    def build(self, scenario: Scenario | None) -> Agent:
-        """A fresh agent for one scenario (agents hold state, so never reuse one)."""
+    def build(self, scenario: Scenario | None) -> tuple[Agent, dict[str, Any]]:
+        """A fresh agent for one scenario (agents hold state, so never reuse one), and the
+        ``AgentSession`` arguments to run it with: a factory may return ``(agent,
+        {"userdata": ...})``; the scenario's ``agentsim: {session: ...}`` comes first."""
+        session: dict[str, Any] = dict(scenario.config.session or {}) if scenario else {}
         if self.kind == "server":
             # a server has no Agent to hand out: its entrypoint builds the session and the
             # agent itself, so scenarios run it whole (runner.run_scenario -> entrypoint.py)
@@ -46,6 +53,8 @@ class AgentTarget:
                 fix="pass the AgentTarget itself to run_scenario, or point at the Agent class "
                 "for a session built by the plugin",
             )
+        if self.kind == "instance":
+            return self.obj, session  # livekit 2: a stateless agent serves every session
         fn: Callable[..., Any] = self.obj
         try:
             agent = fn(scenario) if self.kind == "factory" and _takes_argument(fn) else fn()
@@ -57,12 +66,21 @@ class AgentTarget:
                     "function `def make_agent(scenario) -> Agent`",
                 ) from None
             raise
+        if (
+            self.kind == "factory"
+            and isinstance(agent, tuple)
+            and len(agent) == 2
+            and isinstance(agent[1], dict)
+        ):
+            agent, extra = agent
+            session.update(extra)
         if not isinstance(agent, Agent):
             raise ScenarioError(
                 f"{self.description} returned {type(agent).__name__}, not a livekit Agent",
-                fix="return an Agent instance from the factory",
+                fix="return an Agent instance from the factory (or `(agent, {'userdata': ...})` "
+                "to give its session arguments)",
             )
-        return agent
+        return agent, session
 
 
 def _takes_argument(fn: Callable[..., Any]) -> bool:
@@ -102,9 +120,11 @@ def resolve_target(
     if isinstance(obj, type) and issubclass(obj, Agent):
         return AgentTarget("agent", obj, str(description))
     if isinstance(obj, Agent):
+        if STATELESS_AGENTS:
+            return AgentTarget("instance", obj, str(description))
         raise ScenarioError(
-            f"{where}: {description} is an Agent instance; agents keep state, so each scenario "
-            "needs a fresh one",
+            f"{where}: {description} is an Agent instance; on livekit-agents 1.x agents keep "
+            "state, so each scenario needs a fresh one (2.x agents are stateless instances)",
             fix="point it at the Agent class or at a factory function returning a new agent",
         )
     if callable(obj):

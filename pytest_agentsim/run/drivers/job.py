@@ -32,14 +32,15 @@ import warnings
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from livekit.agents import AgentServer, AgentSession, JobContext, get_job_context
+from livekit.agents import AgentServer, JobContext, get_job_context
 from livekit.agents.simulation import SimulationContext
 from livekit.agents.testing import fake_job_context
 
 from ...env import dummy_credentials
 from ...errors import AgentsimWarning, ScenarioError
+from ...fakes.session import SESSION_CLASS
 from ...load.model import Scenario
 from ...observe.frames import describe_exception, user_traceback
 from ...observe.timeline import TimelineEntry
@@ -47,6 +48,9 @@ from ..harness import AgentSim
 from ..outcome import StepFailed, vetoed
 from .dispatch import begin_finalize, dispatch_json, install_dispatch, simulation_ids
 from .models import ModelSwap
+
+if TYPE_CHECKING:
+    from livekit.agents import AgentSession
 from .room import FakeRoom
 
 __all__ = ["FakeJob"]
@@ -396,9 +400,9 @@ class FakeJob:
     def _patched_sessions(self) -> Iterator[None]:
 
         job = self
-        orig_init = AgentSession.__init__
-        orig_start = AgentSession.start
-        orig_update = AgentSession._update_activity
+        orig_init = SESSION_CLASS.__init__
+        orig_start = SESSION_CLASS.start
+        orig_update = SESSION_CLASS._update_activity
 
         @functools.wraps(orig_init)
         def init(session: AgentSession[Any], *args: Any, **kwargs: Any) -> None:
@@ -424,15 +428,15 @@ class FakeJob:
             return await orig_update(session, agent, *args, **kwargs)
 
         # setattr: mypy rejects assigning to a method, and this is a deliberate, scoped patch
-        setattr(AgentSession, "__init__", init)  # noqa: B010
-        setattr(AgentSession, "start", start)  # noqa: B010
-        setattr(AgentSession, "_update_activity", update_activity)  # noqa: B010
+        setattr(SESSION_CLASS, "__init__", init)  # noqa: B010
+        setattr(SESSION_CLASS, "start", start)  # noqa: B010
+        setattr(SESSION_CLASS, "_update_activity", update_activity)  # noqa: B010
         try:
             yield
         finally:
-            setattr(AgentSession, "__init__", orig_init)  # noqa: B010
-            setattr(AgentSession, "start", orig_start)  # noqa: B010
-            setattr(AgentSession, "_update_activity", orig_update)  # noqa: B010
+            setattr(SESSION_CLASS, "__init__", orig_init)  # noqa: B010
+            setattr(SESSION_CLASS, "start", orig_start)  # noqa: B010
+            setattr(SESSION_CLASS, "_update_activity", orig_update)  # noqa: B010
 
     async def _start_session(
         self,

@@ -40,7 +40,7 @@ class SessionDriver(Driver):
         sim: AgentSim,
         scenario: Scenario,
         settings: RunSettings,
-        make_agent: Callable[[Scenario], Agent] | None = None,
+        make_agent: Callable[[Scenario], tuple[Agent, dict[str, Any]]] | None = None,
     ) -> None:
         self.sim = sim
         self.rec = sim
@@ -52,7 +52,7 @@ class SessionDriver(Driver):
     async def start(self) -> None:
         assert self.make_agent is not None
         try:
-            agent = self.make_agent(self.scenario)
+            agent, session_kwargs = self.make_agent(self.scenario)
         except ScenarioError:
             raise
         except Exception as e:
@@ -63,7 +63,7 @@ class SessionDriver(Driver):
                 + (f"\n{frames}" if frames else ""),
                 line=self.scenario.config.agent_line or self.scenario.line,
             ) from None
-        await self.sim.start(agent, mode=self.settings.mode)
+        await self.sim.start(agent, mode=self.settings.mode, **session_kwargs)
 
     async def greeting(self) -> None:
         # sim.start() already waited for what the session's start set going (on_enter)

@@ -26,10 +26,11 @@ import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from livekit.agents import AgentServer, AgentSession, JobContext
+from livekit.agents import AgentServer, JobContext
 from livekit.agents.__main__ import main as livekit_main
 from livekit.agents.job import get_job_context
 
+from ...fakes.session import SESSION_CLASS
 from ...fakes.timing import no_backoff
 from ...observe.frames import describe_exception
 from ...transport.offline import block_network
@@ -134,7 +135,7 @@ def report_close() -> None:
     event fires before livekit closes its session host, so the line is in the log by
     the time the parent sees the connection end.
     """
-    original = AgentSession.start
+    original = SESSION_CLASS.start
     pending: set[asyncio.Task[None]] = set()
     started: list[Any] = []  # sessions started in this process (the first is the job's)
 
@@ -165,7 +166,7 @@ def report_close() -> None:
             task.add_done_callback(pending.discard)
         return result if wanted else None
 
-    AgentSession.start = start  # type: ignore[method-assign]
+    SESSION_CLASS.start = start  # type: ignore[method-assign]
 
 
 def _watch_parent(pid: int) -> None:
