@@ -13,7 +13,7 @@ import contextlib
 import os
 from collections.abc import Iterator, Mapping
 
-__all__ = ["DUMMY_CREDENTIALS", "ScopedEnv", "dummy_credentials"]
+__all__ = ["DUMMY_CREDENTIALS", "ScopedEnv", "dummy_credentials", "scenario_env"]
 
 DUMMY_CREDENTIALS: Mapping[str, str] = {
     "LIVEKIT_API_KEY": "agentsim-dummy-key",
@@ -32,6 +32,11 @@ class ScopedEnv:
         if key not in self._saved:
             self._saved[key] = os.environ.get(key)
         os.environ[key] = value
+
+    def unset(self, key: str) -> None:
+        if key not in self._saved:
+            self._saved[key] = os.environ.get(key)
+        os.environ.pop(key, None)
 
     def default(self, key: str, value: str) -> None:
         """Set ``key`` only when it is unset or empty."""
@@ -56,6 +61,21 @@ def dummy_credentials() -> Iterator[None]:
     """The dummy credentials where unset, for the duration of the block."""
     env = ScopedEnv()
     env.defaults(DUMMY_CREDENTIALS)
+    try:
+        yield
+    finally:
+        env.restore()
+
+
+@contextlib.contextmanager
+def scenario_env(values: Mapping[str, str | None] | None) -> Iterator[None]:
+    """A scenario's ``agentsim: {env: ...}`` for the duration of the block (None unsets)."""
+    env = ScopedEnv()
+    for key, value in (values or {}).items():
+        if value is None:
+            env.unset(key)
+        else:
+            env.set(key, value)
     try:
         yield
     finally:

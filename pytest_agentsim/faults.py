@@ -90,6 +90,21 @@ class Fault:
             detail.append(f"after {self.after_chunks} chunks")
         return f"{self.kind}({' '.join(detail)})" if detail else self.kind
 
+    def log_texts(self) -> frozenset[str]:
+        """The distinctive texts of this failure (its message, the strings of its body):
+        what livekit's logs quote when they report it."""
+        texts = {self.message}
+        stack: list[Any] = [self.body]
+        while stack:
+            value = stack.pop()
+            if isinstance(value, str):
+                texts.add(value)
+            elif isinstance(value, Mapping):
+                stack.extend(value.values())
+            elif isinstance(value, list | tuple):
+                stack.extend(value)
+        return frozenset(t for t in texts if len(t) >= 12)  # short ones match anything
+
     def to_exception(self) -> Exception:
         """What the real livekit client raises for this failure, on the installed version.
 
@@ -197,6 +212,18 @@ class CallScript(Generic[T]):
         if fault is not None:
             return fault
         return self._queue[0] if self._queue else None
+
+    def persistent_fault(self) -> Fault | None:
+        """The fault that fails every call from the next one on (``times: always`` at the
+        head of the queue or scheduled from here), if any: the credits are gone for good."""
+        for fault in self._scheduled:
+            assert fault.on_call is not None
+            if fault.times is None and fault.on_call <= self.calls + 1:
+                return fault
+        head = self._queue[0] if self._queue else None
+        if isinstance(head, Fault) and self._remaining.get(id(head), 0) is None:
+            return head
+        return None
 
     def next(self) -> T | Fault:
         """The answer for the next call; raises :class:`ScriptExhausted` if none."""

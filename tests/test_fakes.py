@@ -12,7 +12,6 @@ import pytest
 from livekit import rtc
 from livekit.agents import (
     Agent,
-    AgentSession,
     APIConnectionError,
     APIConnectOptions,
     APIError,
@@ -42,6 +41,7 @@ from pytest_agentsim.fakes import (
     partial_chunk_text,
 )
 from pytest_agentsim.fakes import timing as timing_mod
+from pytest_agentsim.fakes.session import SESSION_CLASS as AgentSession
 
 NO_RETRY = APIConnectOptions(max_retry=0)
 
@@ -575,7 +575,10 @@ async def test_scripted_transcript_becomes_a_user_turn_in_audio_mode() -> None:
 
 
 @pytest.mark.asyncio
-@pytest.mark.skipif(not MANUAL_FLUSH, reason="livekit-agents < 1.8 never flushes an STT")
+@pytest.mark.skipif(
+    not MANUAL_FLUSH,
+    reason="this livekit-agents release has no STT manual flush",
+)
 async def test_commit_flushes_a_short_utterance_into_its_transcript() -> None:
     fake, stt = FakeLLM(), FakeSTT(seconds_per_transcript=1.0)
     stt.add_transcript("yes")

@@ -207,7 +207,12 @@ def test_unscripted_model_call_fails(pytester: pytest.Pytester, write: Write) ->
     result = pytester.runpytest("--agentsim")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
-        ["*the scripted model answers do not fit the calls*no scripted response for model call 2*"]
+        [
+            "turn 1: the agent made model calls nothing scripted: llm call 2",
+            "  at scenarios.yaml:*",
+            "  fix: give this step's `llm:` one answer per model call (after tool calls, the "
+            "model is called again for the reply)",
+        ]
     )
 
 

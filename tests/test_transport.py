@@ -31,7 +31,6 @@ import respx
 from livekit import rtc
 from livekit.agents import (
     Agent,
-    AgentSession,
     APIConnectionError,
     APIConnectOptions,
     APIError,
@@ -45,6 +44,7 @@ from livekit.agents.voice.agent_session import SessionConnectOptions
 from livekit.plugins import openai as lk_openai
 
 from pytest_agentsim import faults
+from pytest_agentsim.fakes.session import SESSION_CLASS as AgentSession
 from pytest_agentsim.fakes.timing import no_backoff
 from pytest_agentsim.transport import (
     InferenceGateway,

@@ -83,6 +83,7 @@ class FakeLLM(llm.LLM[Any], Observable):
         self.script: CallScript[ScriptItem] = CallScript()
         self.calls: list[LLMCall] = []
         self.errors: list[APIError] = []
+        self.unscripted: list[str] = []  # "llm call N" for each call nothing answered
         # scripted answers the framework could not use as written (see FakeLLMStream._run)
         self.misscripted: list[str] = []
         self._next_call_id = 0
@@ -137,6 +138,7 @@ class FakeLLM(llm.LLM[Any], Observable):
         self.script = CallScript()
         self.calls.clear()
         self.errors.clear()
+        self.unscripted.clear()
         self.misscripted.clear()
         self._next_call_id = 0
 
@@ -183,6 +185,7 @@ class FakeLLM(llm.LLM[Any], Observable):
                 retryable=False,
             )
             self.errors.append(err)
+            self.unscripted.append(f"llm call {record.number}")
             self._notify(FakeEvent("llm", "unscripted", record.number, str(err)))
             raise err from None
 

@@ -27,7 +27,7 @@ from .events import FakeEvent, Observable
 __all__ = ["MANUAL_FLUSH", "FakeSTT", "FakeSTTStream"]
 
 MANUAL_FLUSH = "manual_flush" in {f.name for f in dataclasses.fields(stt.STTCapabilities)}
-"""Whether the installed livekit-agents can flush an STT (1.8+, not 1.6)."""
+"""Whether the installed livekit-agents can flush an STT (1.8 has it; 1.6 and 2.0.0b1 do not)."""
 
 
 class FakeSTT(stt.STT[Any], Observable):

@@ -9,6 +9,7 @@ expectations for local runs. Everything here is strict: an unknown key is an err
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,10 +45,12 @@ BLOCK_KEYS_FILE = (
     "greeting",
     "session_end",
     "session",
+    "env",
 )
 BLOCK_KEYS_SCENARIO = (*BLOCK_KEYS_FILE, "turns", "skip")
 SESSION_KEYS = ("userdata",)
 MAX_TIMEOUT = 24 * 3600.0  # a day: more is a typo, not a scenario
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def parse_agentsim_block(
@@ -96,6 +99,8 @@ def parse_agentsim_block(
                     "e.g. timeout: 30",
                 )
             cfg["timeout"] = float(t)
+        elif key == "snapshot" and isinstance(vnode, yaml.MappingNode):
+            cfg["snapshot"], cfg["snapshot_mask"] = True, _snapshot_mask(ctx, vnode)
         elif key in ("snapshot", "process", "allow_unused"):
             cfg[key] = bool_of(ctx, vnode, f"agentsim.{key}")
         elif key == "skip":
@@ -136,6 +141,8 @@ def parse_agentsim_block(
             cfg["session_end"] = parse_session_end(ctx, vnode)
         elif key == "session":
             cfg["session"] = _session(ctx, vnode)
+        elif key == "env":
+            cfg["env"] = _env(ctx, vnode)
         del knode
     return AgentsimConfig(**cfg)
 
@@ -146,6 +153,56 @@ def _session(ctx: Ctx, node: yaml.Node) -> dict[str, Any]:
     m = as_mapping(ctx, node, "agentsim.session", "session: {userdata: {guest: Maya}}")
     keys = check_keys(ctx, m, SESSION_KEYS, "agentsim.session")
     return {key: jsonable(value_of(ctx, vnode)) for key, (_, vnode) in keys.items()}
+
+
+def _snapshot_mask(ctx: Ctx, node: yaml.MappingNode) -> tuple[str, ...]:
+    """``snapshot: {mask: [regex, ...]}``: a snapshot, with what the patterns match (random
+    order ids, confirmation codes) shown as ``<masked>``."""
+    keys = check_keys(ctx, node, ("mask",), "agentsim.snapshot")
+    if "mask" not in keys:
+        raise ctx.error(
+            node,
+            "agentsim.snapshot is a mapping without `mask`",
+            "write `snapshot: true`, or `snapshot: {mask: ['ORD-[0-9]+']}`",
+        )
+    patterns: list[str] = []
+    for item in as_sequence(ctx, keys["mask"][1], "snapshot.mask", "mask: ['ORD-[0-9]+']"):
+        pattern = text_of(ctx, item, "snapshot.mask")
+        try:
+            compiled = re.compile(pattern)
+        except re.error as e:
+            raise ctx.error(
+                item,
+                f"snapshot.mask: {pattern!r} is not a regular expression ({e})",
+                "quote it in single quotes, and escape regex characters meant literally",
+            ) from None
+        if compiled.match(""):
+            raise ctx.error(
+                item,
+                f"snapshot.mask: {pattern!r} matches empty text (it would mask everywhere)",
+                "make it match the volatile value itself, e.g. 'ORD-[0-9]+'",
+            )
+        patterns.append(pattern)
+    return tuple(patterns)
+
+
+def _env(ctx: Ctx, node: yaml.Node) -> dict[str, str | None]:
+    """``env: {HOTEL_TODAY: 2026-06-08, CAL_API_KEY: null}``: environment variables set
+    (null: unset) while the agent is imported and run. Values are kept as written."""
+    m = as_mapping(ctx, node, "agentsim.env", "env: {HOTEL_TODAY: '2026-06-08'}")
+    out: dict[str, str | None] = {}
+    for k, v in mapping_pairs(m):
+        if not _ENV_NAME.match(k.value):
+            raise ctx.error(
+                k,
+                f"agentsim.env: {k.value!r} is not an environment variable name",
+                "use letters, digits and underscores, not starting with a digit",
+            )
+        if k.value in out:
+            raise ctx.error(k, f"agentsim.env sets {k.value!r} twice", "keep one of them")
+        is_null = isinstance(v, yaml.ScalarNode) and value_of(ctx, v) is None
+        out[k.value] = None if is_null else text_of(ctx, v, f"agentsim.env.{k.value}")
+    return out
 
 
 def _scheduled_fault(ctx: Ctx, node: yaml.Node) -> ScheduledFault:

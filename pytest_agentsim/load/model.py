@@ -214,6 +214,7 @@ class AgentsimConfig:
     turns: tuple[Turn, ...] | None = None
     faults: tuple[ScheduledFault, ...] = ()
     snapshot: bool | None = None
+    snapshot_mask: tuple[str, ...] = ()  # regexes whose matches a snapshot shows as <masked>
     transport: Transport | None = None
     process: bool | None = None
     allow_unused: bool | None = None
@@ -221,6 +222,7 @@ class AgentsimConfig:
     greeting: Turn | None = None
     session_end: SessionEnd | None = None
     session: dict[str, Any] | None = None  # AgentSession arguments for Agent targets
+    env: dict[str, str | None] | None = None  # set (None: unset) while importing and running
     line: int | None = None
 
 
@@ -233,6 +235,9 @@ def merge_configs(base: AgentsimConfig, override: AgentsimConfig) -> AgentsimCon
     if override.agent is None:
         values["agent_origin"], values["agent_line"] = base.agent_origin, base.agent_line
     values["faults"] = base.faults + override.faults
+    values["snapshot_mask"] = base.snapshot_mask + override.snapshot_mask
+    if base.env is not None and override.env is not None:
+        values["env"] = {**base.env, **override.env}
     values["line"] = override.line if override.line is not None else base.line
     return AgentsimConfig(**values)
 

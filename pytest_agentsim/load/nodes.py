@@ -91,6 +91,10 @@ def mapping_pairs(node: yaml.MappingNode) -> Iterator[tuple[yaml.ScalarNode, yam
     return iter(out)
 
 
+def _is_null(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.value in ("", "~", "null") and not node.style
+
+
 def check_keys(
     ctx: Ctx, node: yaml.MappingNode, allowed: tuple[str, ...], where: str
 ) -> dict[str, tuple[yaml.ScalarNode, yaml.Node]]:
@@ -100,6 +104,9 @@ def check_keys(
         if k.value not in allowed:
             guess = did_you_mean(k.value, allowed)
             hint = f"did you mean {guess!r}?" if guess else f"allowed keys: {', '.join(allowed)}"
+            if node.flow_style and _is_null(v):
+                # `{say: Hello, how are you?}`: the comma ended the text
+                hint = "in `{...}` a comma separates entries: quote text that contains one"
             raise ctx.error(k, f"unknown key {k.value!r} in {where}", hint)
         out[k.value] = (k, v)
     return out

@@ -35,6 +35,10 @@ Rules (each one is a decision a snapshot reader relies on):
 * Everything else is kept verbatim: roles, content, tool names, outputs, ``is_error``,
   ``interrupted`` (always present on messages), handoff ``old_agent_id``/``new_agent_id``,
   ``transcript_confidence``, non-empty ``extra``, and fields a future release adds.
+* The instructions of LiveKit's own workflow tasks (``beta.workflows``: ``GetEmailTask`` and
+  friends) are LiveKit's prompt, not the user's: their ``agent_config_update`` shows
+  ``(livekit's get_email_task prompt)`` instead, so snapshots do not churn when a livekit
+  release rewords it. The user's own agents' instructions are kept verbatim.
 * Keys come in a fixed order per item type (``type`` and ``id`` first), so printed histories
   read the same way every time.
 
@@ -50,8 +54,11 @@ engine may normalize histories (e.g. from the session protocol) without the full
 
 from __future__ import annotations
 
+import functools
+import importlib
 import inspect
 import json
+import pkgutil
 import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -63,6 +70,7 @@ __all__ = [
     "History",
     "chat_context_items",
     "history_from_proto",
+    "mask_history",
     "normalize_history",
     "normalize_items",
 ]
@@ -149,7 +157,75 @@ def normalize_items(items: Iterable[Mapping[str, Any]]) -> History:
     item_ids = _Ordinals("item")
     call_ids = _Ordinals("call")
     group_ids = _Ordinals("group")
-    return [_normalize_item(item, item_ids, call_ids, group_ids) for item in items]
+    out: History = []
+    agent_id: object = None  # the agent whose activity the items belong to
+    for item in items:
+        normalized = _normalize_item(item, item_ids, call_ids, group_ids)
+        if item.get("type") == "agent_handoff":
+            agent_id = item.get("new_agent_id")
+        elif (
+            item.get("type") == "agent_config_update"
+            and "instructions" in normalized
+            and agent_id in livekit_task_ids()
+        ):
+            normalized["instructions"] = f"(livekit's {agent_id} prompt)"
+        out.append(normalized)
+    return out
+
+
+MASKED = "<masked>"
+
+
+def mask_history(history: History, patterns: Iterable[str]) -> History:
+    """``history`` with every match of ``patterns`` in its text shown as ``<masked>``
+    (the scenario's ``snapshot: {mask: [...]}``: volatile values such as random ids)."""
+    compiled = [re.compile(p) for p in patterns]
+    if not compiled:
+        return history
+
+    def mask(value: Any) -> Any:
+        if isinstance(value, str):
+            for pattern in compiled:
+                value = pattern.sub(MASKED, value)
+            return value
+        if isinstance(value, dict):
+            return {k: mask(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [mask(v) for v in value]
+        return value
+
+    return [mask(item) for item in history]
+
+
+_TASK_ID_LITERAL = re.compile(r"""\bid\s*=\s*["']([A-Za-z0-9_]+)["']""")
+
+
+@functools.cache
+def livekit_task_ids() -> frozenset[str]:
+    """The agent ids of LiveKit's own workflow tasks: each class's default id (its
+    snake-cased name) and the explicit ``id=`` its code passes (``card_number_task``)."""
+    try:
+        from livekit.agents import Agent
+        from livekit.agents.beta import workflows
+        from livekit.agents.utils.misc import camel_to_snake_case
+    except ImportError:
+        return frozenset()
+    ids: set[str] = set()
+    for info in pkgutil.iter_modules(workflows.__path__, workflows.__name__ + "."):
+        try:
+            module = importlib.import_module(info.name)
+            source = inspect.getsource(module)
+        except (ImportError, OSError, TypeError):
+            continue
+        ids.update(_TASK_ID_LITERAL.findall(source))
+        for value in vars(module).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, Agent)
+                and value.__module__ == info.name
+            ):
+                ids.add(camel_to_snake_case(value.__name__))
+    return frozenset(ids)
 
 
 def history_from_proto(items: Iterable[Any]) -> History:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..errors import AgentSimAssertionError
+from ..faults import Fault
 from .events import ObservedEvent, observe_timeline
 from .frames import describe_error
 from .timeline import TimelineEntry, render_transcript
@@ -60,6 +61,8 @@ class Recorder:
         self._closed = asyncio.Event()
         self._close_index: int | None = None
         self._calls: set[str] = set()  # call ids already noted
+        # the texts of injected faults (their messages, as livekit's logs quote them)
+        self.fault_texts: set[str] = set()
 
     # -- writing ---------------------------------------------------------------------
     def set_line(self, line: int | None) -> None:
@@ -74,6 +77,16 @@ class Recorder:
         )
         self.timeline.append(entry)
         return entry
+
+    def record_fault(self, resource: str, call: int, fault: Fault, where: str = "") -> None:
+        """A model call failed with a fault the scenario injected."""
+        self.note(
+            "fault",
+            f"{resource} call {call}{where}: {fault.describe()}",
+            resource=resource,
+            fault=fault.kind,
+        )
+        self.fault_texts.update(fault.log_texts())
 
     def listen_to(self, outputs: SpokenSource) -> None:
         """Take what reached the user from ``outputs`` (recording outputs or a speaker)."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .collect import ScenarioItem, ScenarioYamlFile
+from .collect import DisabledScenarioFile, ScenarioItem, ScenarioYamlFile
 from .fixtures import (
     agentsim,
     agentsim_judge,
@@ -223,9 +223,17 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     settings = parent.config.stash[SETTINGS_KEY]
-    if not settings.enabled or file_path.suffix not in (".yaml", ".yml"):
+    if file_path.suffix not in (".yaml", ".yml"):
         return None
-    if any(fnmatch.fnmatch(file_path.name, p) for p in settings.patterns):
+    # a file named on the command line is collected whatever its name, as pytest does
+    # with test modules; without --agentsim it says how to run it (not a bare "not found")
+    named = parent.session.isinitpath(file_path)
+    if not settings.enabled:
+        if named:
+            off: DisabledScenarioFile = DisabledScenarioFile.from_parent(parent, path=file_path)
+            return off
+        return None
+    if named or any(fnmatch.fnmatch(file_path.name, p) for p in settings.patterns):
         collector: ScenarioYamlFile = ScenarioYamlFile.from_parent(parent, path=file_path)
         return collector
     return None

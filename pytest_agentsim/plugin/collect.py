@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
+from ..env import scenario_env
 from ..errors import AgentsimError, AgentsimWarning, ScenarioError, ScenarioFailure
 from ..load.loader import load_scenario_file
 from ..load.model import Scenario
+from ..observe.history import mask_history
 from ..observe.timeline import TimelineEntry, render_transcript
 from .settings import (
     SETTINGS_KEY,
@@ -92,6 +94,17 @@ class ScenarioYamlFile(pytest.File):
                 w.message, AgentsimWarning, filename=str(self.path), lineno=w.line or 1
             )
         return [ScenarioItem.from_scenario(self, s) for s in loaded.scenarios]
+
+
+class DisabledScenarioFile(pytest.File):
+    """A YAML file named on the command line of a run without ``--agentsim``."""
+
+    def collect(self) -> list[pytest.Item]:
+        raise self.CollectError(
+            f"{self.path.name} is collected as scenarios only with --agentsim "
+            "(or `agentsim = true` in the ini file): run `pytest --agentsim "
+            f"{self.path.name}`"
+        )
 
 
 def network_report(blocked: list[str]) -> str:
@@ -190,15 +203,23 @@ class ScenarioItem(pytest.Function):
     # -- running -----------------------------------------------------------------------
     def run(self, request: pytest.FixtureRequest) -> None:
         __tracebackhide__ = True
+        s = self.scenario
+        if s.config.skip:
+            pytest.skip(s.config.skip)
+        # the scenario's `env:` holds while the agent is imported and while it runs (a
+        # process-mode child inherits it)
+        with scenario_env(s.config.env):
+            if s.scripted:
+                self.run_scripted(request)
+            else:
+                self.run_simulated(request)
+
+    def run_scripted(self, request: pytest.FixtureRequest) -> None:
+        __tracebackhide__ = True
         from ..run import api as engine
 
         s = self.scenario
         settings = self.config.stash[SETTINGS_KEY]
-        if s.config.skip:
-            pytest.skip(s.config.skip)
-        if not s.scripted:
-            self.run_simulated(request)
-            return
         resolved = run_settings(
             settings, s, allow_unused=self.get_closest_marker("agentsim_allow_unused") is not None
         )
@@ -206,7 +227,7 @@ class ScenarioItem(pytest.Function):
         target: Any = (
             self._resolve(request, engine.locate_agent_file)
             if resolved.process
-            else self._resolve(request, engine.resolve_target)
+            else self._resolve(request, engine.resolve_target, env=s.config.env)
         )
         # `message: {judge: ...}` matchers: recording asks the judge's real endpoint
         judging = s.uses_judge
@@ -222,7 +243,10 @@ class ScenarioItem(pytest.Function):
             )
         if snapshot_on(settings, s) and run.history is not None:
             try:
-                assert_history_snapshot(request.getfixturevalue("snapshot"), run.history)
+                assert_history_snapshot(
+                    request.getfixturevalue("snapshot"),
+                    mask_history(run.history, s.config.snapshot_mask),
+                )
             except HistorySnapshotMismatch as e:
                 self.snapshot_diff = e.diff  # for the HTML report
                 raise
@@ -294,7 +318,7 @@ class ScenarioItem(pytest.Function):
             "one against the real models",
             " (or add `agentsim: {turns: [...]}` to script it)",
         )
-        target = self._resolve(request, engine.resolve_target)
+        target = self._resolve(request, engine.resolve_target, env=s.config.env)
         sim_settings = engine.SimulationSettings(
             cassette=path,
             rerecord=rerecord,
@@ -345,12 +369,12 @@ class ScenarioItem(pytest.Function):
             ) from None
         return value, s.path, "agentsim_agent fixture", False
 
-    def _resolve(self, request: pytest.FixtureRequest, resolver: Any) -> Any:
+    def _resolve(self, request: pytest.FixtureRequest, resolver: Any, **extra: Any) -> Any:
         spec, origin, where, from_yaml = self._agent_spec(request)
         try:
-            return resolver(spec, origin=origin, rootdir=self.config.rootpath, where=where)
+            return resolver(spec, origin=origin, rootdir=self.config.rootpath, where=where, **extra)
         except ScenarioError as e:
-            if not from_yaml:
+            if not from_yaml or e.path is not None:
                 raise
             # point at the `agent:` line of the scenario file
             s = self.scenario

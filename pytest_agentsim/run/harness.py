@@ -24,7 +24,7 @@ from ..observe.record import Recorder, listener
 from ..transport import InferenceGateway
 from .quiet import loop_idle, wait_quiet
 from .scripts import Scripts, Served, gateway_scripts
-from .tool_errors import ToolErrorLog, tool_failure
+from .tool_errors import FaultLogFilter, ToolErrorLog, tool_failure
 
 if TYPE_CHECKING:
     from livekit.agents import Agent, AgentSession
@@ -67,6 +67,7 @@ class AgentSim(Recorder):
         self.greeting_run: RunResult[Any] | None = None  # what session.start() set going
         self._session: AgentSession[Any] | None = None
         self._tool_errors: ToolErrorLog | None = None
+        self._fault_logs: FaultLogFilter | None = None
         for fake in (self.fake_llm, self.fake_tts, self.fake_stt):
             fake.add_observer(self._on_fake_event)
         if gateway is not None:
@@ -89,7 +90,7 @@ class AgentSim(Recorder):
             )
 
     def _fake_unscripted(self) -> list[str]:
-        return [str(e) for e in self.fake_llm.errors] + list(self.fake_llm.misscripted)
+        return [*self.fake_llm.unscripted, *self.fake_llm.misscripted]
 
     def _fake_served(self) -> list[Served]:
         return [
@@ -163,22 +164,32 @@ class AgentSim(Recorder):
         session.on("close", listener(self.record_close))
         if self._tool_errors is None:
             self._tool_errors = ToolErrorLog(self.record_tool_error).__enter__()
+            self._fault_logs = FaultLogFilter(lambda: self.fault_texts).__enter__()
 
     def record_tool_error(self, tool: str, exc: BaseException) -> None:
         """A tool raised (livekit answers the model "An internal error occurred")."""
         text, fix = tool_failure(exc)
         self.note("error", f"tool {tool} raised {text}", tool=tool, fix=fix)
 
-    async def aclose(self, timeout: float = 5.0) -> None:
-        """Close the session (bounded: a hung tool must not hang the test run too)."""
+    async def aclose(self, timeout: float = 5.0, *, keep_logs: bool = False) -> None:
+        """Close the session (bounded: a hung tool must not hang the test run too).
+        ``keep_logs``: still read livekit's logs (a job's on_session_end runs next)."""
         try:
             if self._session is not None and self.close_event is None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self._session.aclose(), timeout=timeout)
         finally:
-            if self._tool_errors is not None:
-                self._tool_errors.__exit__()
-                self._tool_errors = None
+            if not keep_logs:
+                self.release_logs()
+
+    def release_logs(self) -> None:
+        """Stop reading livekit's logs."""
+        if self._tool_errors is not None:
+            self._tool_errors.__exit__()
+            self._tool_errors = None
+        if self._fault_logs is not None:
+            self._fault_logs.__exit__()
+            self._fault_logs = None
 
     def pending_tool_calls(self) -> list[str]:
         """Tool calls the fake LLM asked for that never produced an output (still running)."""
@@ -267,12 +278,7 @@ class AgentSim(Recorder):
     # ------------------------------------------------------------------ record
     def _on_fake_event(self, ev: FakeEvent) -> None:
         if ev.kind == "fault" and ev.fault is not None:
-            self.note(
-                "fault",
-                f"{ev.resource} call {ev.call}: {ev.fault.describe()}",
-                resource=ev.resource,
-                fault=ev.fault.kind,
-            )
+            self.record_fault(ev.resource, ev.call, ev.fault)
         elif ev.kind == "unscripted":
             self.note(
                 "error",

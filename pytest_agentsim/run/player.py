@@ -128,6 +128,9 @@ class TurnPlayer:
             await self.driver.within(self._steps(first))
             failed = False
         finally:
+            # on_session_end runs as the job closes, whether or not the steps passed:
+            # its models get their answers either way (no noise after a failed step)
+            self.queue_session_end()
             await self.driver.aclose(failed=failed)
         self.check_session_end()
 
@@ -139,7 +142,6 @@ class TurnPlayer:
         if not self.settings.allow_unused:
             self.check_unused()
         await self.driver.finish()
-        self.queue_session_end()
 
     # -- scripting -----------------------------------------------------------------------
     def queue_scenario_faults(self) -> None:
@@ -210,7 +212,7 @@ class TurnPlayer:
                 "turn 1's llm answers: script it in `agentsim: {greeting: {llm: [...]}}` and "
                 "keep turn 1's answers for turn 1"
             )
-        self.check_unscripted(step.label, step.line, fix=fix)
+        self.check_unscripted(step.label, step.line, fix=fix, step_is_greeting=step.is_greeting)
         self.check_tool_names()
         observed = rec.step_events()
         if step.expect is not None:
@@ -230,7 +232,14 @@ class TurnPlayer:
         if step.closed is not None:
             check_closed(step.label, step.closed, rec)
 
-    def check_unscripted(self, label: str, line: int | None, *, fix: str | None = None) -> None:
+    def check_unscripted(
+        self,
+        label: str,
+        line: int | None,
+        *,
+        fix: str | None = None,
+        step_is_greeting: bool = False,
+    ) -> None:
         """Model calls the script could not answer fail the step that made them."""
         unscripted = self.driver.scripts.unscripted()[self.unscripted_seen :]
         self.unscripted_seen += len(unscripted)
@@ -244,10 +253,20 @@ class TurnPlayer:
             ),
             None,
         )
-        reason = (
-            f"{label}: the scripted model answers do not fit the calls the agent made: "
-            f"{unscripted[0]}"
-        )
+        missing = [u for u in unscripted if u.startswith("llm call ")]
+        if missing:
+            reason = f"{label}: the agent made model calls nothing scripted: {', '.join(missing)}"
+            fix = fix or (
+                "script the greeting's model calls in `greeting: {llm: [...]}`, one answer per call"
+                if step_is_greeting
+                else "give this step's `llm:` one answer per model call (after tool calls, "
+                "the model is called again for the reply)"
+            )
+        else:
+            reason = (
+                f"{label}: the scripted model answers do not fit the calls the agent made: "
+                f"{unscripted[0]}"
+            )
         raise StepFailed(reason + (f"\n  fix: {fix}" if fix else ""), line=line, entry=entry)
 
     def check_tool_names(self) -> None:
@@ -264,7 +283,7 @@ class TurnPlayer:
     # -- after the call ------------------------------------------------------------------
     def _check_session_end_applies(self) -> None:
         end = self.scenario.config.session_end
-        if end is not None and end.llm and self.driver.session_end_scripts() is None:
+        if end is not None and end.llm and not self.driver.ends_a_job:
             raise ScenarioError(
                 "`session_end` scripts the models an AgentServer builds after the call "
                 "(on_session_end), but this scenario runs an Agent, which has no job to end",
@@ -278,6 +297,12 @@ class TurnPlayer:
         if scripts is None:
             return
         self.end_unscripted_seen = len(scripts.unscripted())
+        llm, end_llm = self.driver.scripts.of("llm"), scripts.of("llm")
+        fault = llm.persistent_fault() if end_llm is not llm else None
+        if fault is not None:
+            # credits gone for good are gone for the models built after the call too (in
+            # process mode they share the session's gateway and so its script)
+            end_llm.add_fault(dataclasses.replace(fault, on_call=None, times=None))
         end = self.scenario.config.session_end
         if end is not None:
             self._queue_steps(scripts, end.llm, "llm", "session_end")

@@ -41,12 +41,7 @@ def gateway_scripts(gateway: InferenceGateway, rec: Recorder) -> Scripts:
 
     def noting(resource: str) -> Callable[[int, Fault], None]:
         def observe(call: int, fault: Fault) -> None:
-            rec.note(
-                "fault",
-                f"{resource} call {call} (gateway): {fault.describe()}",
-                resource=resource,
-                fault=fault.kind,
-            )
+            rec.record_fault(resource, call, fault, " (gateway)")
 
         return observe
 

@@ -5,19 +5,22 @@ arguments), or an ``AgentServer`` (entrypoint mode, see
 :mod:`pytest_agentsim.run.drivers.entrypoint`).
 Modules named by a path relative to the scenario file are loaded from that file under a
 name derived from their path, so two example folders that both hold an ``agent.py`` never
-shadow each other. Never imports pytest.
+shadow each other, and their helper modules are kept apart too (:mod:`.siblings`). Never
+imports pytest.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import importlib
 import importlib.util
 import inspect
 import sys
+import traceback
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +28,7 @@ from livekit.agents import Agent, AgentServer
 
 from ..errors import ScenarioError, did_you_mean
 from ..load.model import Scenario
+from . import siblings
 
 # livekit-agents 2 keeps an agent's per-session state on its activity, so one module-level
 # `Agent(name=...)` serves every session; 1.x agents hold their state themselves
@@ -99,11 +103,12 @@ def resolve_target(
     origin: Path | None = None,
     rootdir: Path | None = None,
     where: str = "agentsim.agent",
+    env: Mapping[str, str | None] | None = None,
 ) -> AgentTarget:
     """Turn a spec (string, class, factory, server or module) into an :class:`AgentTarget`."""
     description = spec if isinstance(spec, str) else getattr(spec, "__qualname__", repr(spec))
     obj = (
-        import_target(spec, origin=origin, rootdir=rootdir, where=where)
+        import_target(spec, origin=origin, rootdir=rootdir, where=where, env=env)
         if isinstance(spec, str)
         else spec
     )
@@ -136,15 +141,23 @@ def resolve_target(
     )
 
 
-def import_target(spec: str, *, origin: Path | None, rootdir: Path | None, where: str) -> Any:
-    """Import ``module:attr`` (module dotted or a .py path, relative to ``origin``'s folder)."""
+def import_target(
+    spec: str,
+    *,
+    origin: Path | None,
+    rootdir: Path | None,
+    where: str,
+    env: Mapping[str, str | None] | None = None,
+) -> Any:
+    """Import ``module:attr`` (module dotted or a .py path, relative to ``origin``'s folder);
+    ``env`` is the scenario's ``env:``, already set in ``os.environ`` by the caller."""
     module_part, _, attr = spec.partition(":")
     module_part = module_part.strip()
     if not module_part:
         raise ScenarioError(
             f"{where}: {spec!r} names no module", fix="write it as 'package.module:AgentClass'"
         )
-    module = _load_module(module_part, origin=origin, rootdir=rootdir, where=where)
+    module = _load_module(module_part, origin=origin, rootdir=rootdir, where=where, env=env or {})
     if not attr:
         return module
     obj: Any = module
@@ -172,11 +185,16 @@ def candidate_files(module_part: str, origin: Path | None, rootdir: Path | None)
 
 
 def _load_module(
-    module_part: str, *, origin: Path | None, rootdir: Path | None, where: str
+    module_part: str,
+    *,
+    origin: Path | None,
+    rootdir: Path | None,
+    where: str,
+    env: Mapping[str, str | None],
 ) -> types.ModuleType:
     for candidate in candidate_files(module_part, origin, rootdir):
         if candidate.is_file():
-            return _load_file(candidate.resolve(), where)
+            return _load_file(candidate.resolve(), where, env)
     if module_part.endswith(".py") or "/" in module_part:
         raise ScenarioError(
             f"{where}: file {module_part!r} not found next to "
@@ -195,10 +213,15 @@ def _load_module(
         raise
 
 
-def _load_file(path: Path, where: str) -> types.ModuleType:
+def _load_file(path: Path, where: str, env: Mapping[str, str | None]) -> types.ModuleType:
+    scope = siblings.scope_for(path.parent, env)
     name = "agentsim_user." + "_".join(
         "".join(c if c.isalnum() else "_" for c in part) for part in path.with_suffix("").parts[-4:]
     )
+    if env:  # helpers compute at import (a pinned "today"): another env, another import
+        name += "_" + hashlib.sha1(repr(scope.env).encode()).hexdigest()[:8]
+    # the agent's own helpers (`import ui_view`) resolve in its folder, as when run alone
+    siblings.activate(scope)
     existing = sys.modules.get(name)
     if existing is not None and getattr(existing, "__file__", None) == str(path):
         return existing
@@ -206,17 +229,43 @@ def _load_file(path: Path, where: str) -> types.ModuleType:
     if spec is None or spec.loader is None:  # pragma: no cover - a .py file always has one
         raise ScenarioError(f"{where}: cannot load {path}")
     module = importlib.util.module_from_spec(spec)
-    # siblings of the agent file (its own helpers) must be importable, as when run directly
-    folder = str(path.parent)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
+    except ModuleNotFoundError as e:
+        del sys.modules[name]
+        missing = _missing_package(e, scope)
+        if missing is None:
+            raise
+        raise missing from None
     except BaseException:
         del sys.modules[name]
         raise
     return module
+
+
+def _missing_package(e: ModuleNotFoundError, scope: siblings.FolderScope) -> ScenarioError | None:
+    """A third-party import the agent needs and this environment lacks, named at the
+    agent's import line (not the agent's bug: the test environment's)."""
+    if not e.name or e.name.partition(".")[0] in scope.names():
+        return None
+    frames = [
+        f
+        for f in traceback.extract_tb(e.__traceback__)
+        if Path(f.filename).resolve().is_relative_to(scope.folder)
+    ]
+    if not frames:
+        return None
+    where = frames[-1]
+    top = e.name.partition(".")[0]
+    return ScenarioError(
+        f"the agent imports {top!r}, which is not installed in the environment pytest runs in "
+        f"({sys.executable})",
+        path=Path(where.filename),
+        line=where.lineno,
+        fix=f"install the package that provides {top!r} there "
+        "(e.g. `pip install -r requirements.txt` of the agent, or add it to your test extras)",
+    )
 
 
 def locate_agent_file(

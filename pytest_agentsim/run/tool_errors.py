@@ -1,6 +1,14 @@
-"""Why a tool failed: livekit turns an exception in a tool into the output "An internal
-error occurred" and logs the exception; this handler reads that log record (by its
-structure: the ``function`` extra and the exception) so the transcript names the cause."""
+"""livekit's log records, read for the transcript.
+
+Why a tool failed: livekit turns an exception in a tool into the output "An internal
+error occurred" and logs the exception; :class:`ToolErrorLog` reads that log record (by its
+structure: the ``function`` extra and the exception) so the transcript names the cause.
+
+What a fault caused: livekit logs every retry of an injected failure and the traceback of
+the turn it ends (~40 lines for one quota fault). The transcript already shows each one
+(``fault | llm call 2: quota_exceeded``), so :class:`FaultLogFilter` keeps them out of
+pytest's captured log; everything else livekit logs stays.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +18,13 @@ from collections.abc import Callable
 from typing import Any
 
 from ..observe.frames import describe_exception
+from ..transport.wire import REQUEST_ID_PREFIX
 
-__all__ = ["USERDATA_FIX", "ToolErrorLog", "tool_failure"]
+__all__ = ["USERDATA_FIX", "FaultLogFilter", "ToolErrorLog", "tool_failure"]
+
+# what the fake gateway answers an unscripted call (transport/wire.py): the run reports
+# those calls itself, with the fix
+_UNSCRIPTED_MARK = "pytest-agentsim: "
 
 USERDATA_FIX = (
     "the tool reads the session's userdata, which this session was not given: return "
@@ -50,3 +63,38 @@ class ToolErrorLog(logging.Handler):
 
     def __exit__(self, *exc: object) -> None:
         self._logger.removeHandler(self)
+
+
+class FaultLogFilter(logging.Filter):
+    """Drops livekit's records about failures the scenario injected (``texts()``: the
+    fault texts seen so far) or about calls nothing was scripted for."""
+
+    def __init__(self, texts: Callable[[], set[str]]) -> None:
+        super().__init__()
+        self.texts = texts
+        self._logger = logging.getLogger("livekit.agents")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        # livekit's inference client logs each 429 with its request id: one of the fake
+        # gateway's answers is always a fault the scenario injected
+        if str(getattr(record, "request_id", "")).startswith(REQUEST_ID_PREFIX):
+            return False
+        texts = self.texts()
+        parts = [record.getMessage()]
+        exc = record.exc_info[1] if record.exc_info else None
+        while exc is not None and len(parts) < 20:
+            parts.append(str(exc))
+            exc = exc.__cause__ or exc.__context__
+        for part in parts:
+            if _UNSCRIPTED_MARK in part or any(t in part for t in texts):
+                return False
+        return True
+
+    def __enter__(self) -> FaultLogFilter:
+        self._logger.addFilter(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._logger.removeFilter(self)

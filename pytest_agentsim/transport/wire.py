@@ -22,6 +22,7 @@ from ..faults import Fault
 
 __all__ = [
     "REDACTED",
+    "REQUEST_ID_PREFIX",
     "Carrier",
     "HTTPReply",
     "Headers",
@@ -35,6 +36,9 @@ __all__ = [
     "redact_headers",
     "unscripted_reply",
 ]
+
+REQUEST_ID_PREFIX = "req_agentsim_"
+"""The fake gateway's ``x-request-id`` values (livekit logs quote them)."""
 
 TransportError = Literal["connect", "timeout", "read"]
 """How a reply fails below HTTP: ``connect`` (no connection), ``timeout`` (no answer in
@@ -155,7 +159,7 @@ def chat_completion_reply(
     model = str(request.get("model") or "agentsim")
     cid = f"chatcmpl-agentsim-{call_number}"
     finish = "tool_calls" if answer.tool_calls else "stop"
-    headers = {"x-request-id": f"req_agentsim_{call_number}"}
+    headers = {"x-request-id": f"{REQUEST_ID_PREFIX}{call_number}"}
     if not request.get("stream"):
         message: dict[str, Any] = {"role": "assistant", "content": answer.text, "refusal": None}
         if answer.tool_calls:
@@ -257,7 +261,7 @@ def fault_reply(request: Mapping[str, Any], fault: Fault, call_number: int) -> H
         body = {"error": {"message": fault.message, "type": fault.kind}}
     headers = {
         "content-type": "application/json",
-        "x-request-id": f"req_agentsim_{call_number}",
+        "x-request-id": f"{REQUEST_ID_PREFIX}{call_number}",
         **fault.headers,
     }
     return HTTPReply(status=status, headers=headers, body=json.dumps(dict(body)).encode())

@@ -28,6 +28,7 @@ class Driver(abc.ABC):
     scenario's model answers go."""
 
     mode_name: ClassVar[str]
+    ends_a_job: ClassVar[bool] = False  # an AgentServer job: on_session_end runs after the call
     """How failures name the mode (``process mode``...)."""
 
     rec: Recorder
@@ -66,8 +67,8 @@ class Driver(abc.ABC):
         when ``spoken`` items or a ``close`` are still expected."""
 
     def session_end_scripts(self) -> Scripts | None:
-        """Where answers for models built after the call go (``on_session_end``); None when
-        the mode has no job to end (an ``Agent`` target)."""
+        """Where answers for models built after the call go (``on_session_end``), once
+        started; None when the mode has no job to end (an ``Agent`` target)."""
         return None
 
     async def finish(self) -> None:

@@ -29,6 +29,7 @@ T = TypeVar("T")
 
 class EntrypointDriver(SessionDriver):
     mode_name: ClassVar[str] = "entrypoint mode"
+    ends_a_job: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -73,5 +74,6 @@ class EntrypointDriver(SessionDriver):
             await self.job.close(failed=failed)
             await super().aclose(failed=failed)
         finally:
+            self.sim.release_logs()
             if self._gateway is not None:
                 await self._gateway.aclose()

@@ -51,7 +51,7 @@ from .models import ModelSwap
 
 if TYPE_CHECKING:
     from livekit.agents import AgentSession
-from .room import FakeRoom
+from .room import FakeRoom, silent_background_audio
 
 __all__ = ["FakeJob"]
 
@@ -64,6 +64,13 @@ _ROOM_KWARGS = ("room", "room_options", "room_input_options", "room_output_optio
 # Bound for each step of the job's shutdown, which runs after the verdict (or a failure)
 # is known: a hung shutdown callback must not turn a finished scenario into a timeout.
 _SHUTDOWN_STEP_TIMEOUT = 5.0
+
+
+def _failed_run(error: Exception) -> asyncio.Future[None]:
+    """An already failed greeting run (awaiting it raises ``error``)."""
+    run: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    run.set_exception(error)
+    return run
 
 
 def _callable_name(fn: Any) -> str:
@@ -140,6 +147,9 @@ class FakeJob:
                 ctx._on_shutdown = self._on_ctx_shutdown
             where = install_dispatch(ctx, dispatch_json(self.scenario, mode=self.mode))
             self._stack.enter_context(self._patched_sessions())
+            self._stack.enter_context(
+                silent_background_audio(lambda text: self.sim.note("note", text))
+            )
         except BaseException:
             self._stack.close()
             raise
@@ -357,7 +367,7 @@ class FakeJob:
                 with contextlib.suppress(BaseException):
                     await task
         step = 0.2 if quick else _SHUTDOWN_STEP_TIMEOUT
-        await self.sim.aclose(timeout=step)
+        await self.sim.aclose(timeout=step, keep_logs=True)  # on_session_end logs too
         if ctx is None:  # pragma: no cover - the job ended already
             return
         end_fnc = getattr(self.server, "_session_end_fnc", None)
@@ -466,7 +476,15 @@ class FakeJob:
         wanted = bool(kwargs.get("capture_run", False))
         if primary:
             kwargs["capture_run"] = True
-        result = await orig_start(session, *args, **kwargs)
+        try:
+            result = await orig_start(session, *args, **kwargs)
+        except Exception as e:
+            # start(capture_run=True) awaits the greeting's run once the session is up: a
+            # greeting that fails there is the greeting step's failure (without the
+            # capture, the agent's start() returns and livekit only logs it)
+            if wanted or not primary or not getattr(session, "_started", False):
+                raise
+            result = _failed_run(e)
         if primary:
             self.greeting_run = result
             if self._started is not None and not self._started.done():

@@ -54,6 +54,7 @@ CLOSE_WAIT = 5.0
 
 class ProcessDriver(Driver):
     mode_name: ClassVar[str] = "process mode"
+    ends_a_job: ClassVar[bool] = True
 
     def __init__(self, scenario: Scenario, agent_file: Path, settings: RunSettings) -> None:
         self.scenario = scenario

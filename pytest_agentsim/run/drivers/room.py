@@ -12,12 +12,19 @@ an error that names it. Python only: no FFI handle is ever created.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, cast
 
 from livekit import rtc
 
-__all__ = ["FAKE_USER_IDENTITY", "FakeLocalParticipant", "FakeRemoteParticipant", "FakeRoom"]
+__all__ = [
+    "FAKE_USER_IDENTITY",
+    "FakeLocalParticipant",
+    "FakeRemoteParticipant",
+    "FakeRoom",
+    "silent_background_audio",
+]
 
 FAKE_USER_IDENTITY = "agentsim-user"
 """The simulated user's participant identity."""
@@ -193,3 +200,38 @@ class FakeRoom(rtc.Room):
 
     def __del__(self) -> None:
         return None  # no native handle to release
+
+
+@contextlib.contextmanager
+def silent_background_audio(note: Callable[[str], object]) -> Iterator[None]:
+    """``BackgroundAudioPlayer`` as livekit's console mode leaves it: started, never
+    played (no track is published and no audio file is decoded, so no decoder thread
+    outlives the test), every ``play()`` handle already done."""
+    from livekit.agents import BackgroundAudioPlayer
+    from livekit.agents.voice.background_audio import PlayHandle
+
+    original = {name: vars(BackgroundAudioPlayer)[name] for name in ("start", "play", "aclose")}
+
+    async def start(self: Any, *args: Any, **kwargs: Any) -> None:
+        self._agentsim_silent = True
+        note("a BackgroundAudioPlayer started: not played in tests (as in livekit's console)")
+
+    def play(self: Any, audio: Any, *, loop: bool = False) -> Any:
+        if not getattr(self, "_agentsim_silent", False):
+            return original["play"](self, audio, loop=loop)
+        handle = PlayHandle()
+        handle._mark_playout_done()
+        return handle
+
+    async def aclose(self: Any) -> None:
+        if not getattr(self, "_agentsim_silent", False):
+            await original["aclose"](self)
+
+    patched = {"start": start, "play": play, "aclose": aclose}
+    for name, fn in patched.items():
+        setattr(BackgroundAudioPlayer, name, fn)
+    try:
+        yield
+    finally:
+        for name, fn in original.items():
+            setattr(BackgroundAudioPlayer, name, fn)

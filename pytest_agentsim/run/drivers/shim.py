@@ -158,7 +158,15 @@ def report_close() -> None:
         wanted = bool(kwargs.get("capture_run", False))
         if primary:
             kwargs["capture_run"] = True
-        result = await original(self, *args, **kwargs)
+            _console_text_mode()
+        try:
+            result = await original(self, *args, **kwargs)
+        except Exception:
+            # start(capture_run=True) awaits the greeting once the session is up; its
+            # failure is the parent's to report (as livekit would only log it), not a crash
+            if wanted or not primary or not getattr(self, "_started", False):
+                raise
+            result = None
         control = os.environ.get(CONTROL_ENV)
         if primary and control:
             task = asyncio.ensure_future(serve(self, result, control))
@@ -167,6 +175,21 @@ def report_close() -> None:
         return result if wanted else None
 
     SESSION_CLASS.start = start  # type: ignore[method-assign]
+
+
+def _console_text_mode() -> None:
+    """A text-mode scenario: the console session starts without audio I/O, as the
+    simulator's text mode does. Turning audio off later over the session protocol would
+    come after a greeting started in ``on_enter``, whose words then go to an audio sink
+    the parent never plays (and never reach the chat history)."""
+    payload = os.environ.get(DISPATCH_ENV)
+    if not payload or json.loads(payload).get("mode") == "SIMULATION_MODE_AUDIO":
+        return
+    from livekit.agents import cli
+
+    console = cli.AgentsConsole.get_instance()
+    if hasattr(console, "console_mode"):
+        console.console_mode = "text"
 
 
 def _watch_parent(pid: int) -> None:
