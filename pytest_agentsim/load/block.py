@@ -48,7 +48,7 @@ BLOCK_KEYS_FILE = (
     "env",
 )
 BLOCK_KEYS_SCENARIO = (*BLOCK_KEYS_FILE, "turns", "skip")
-SESSION_KEYS = ("userdata",)
+SESSION_KEYS = ("userdata", "state", "deps")  # state/deps: livekit-agents 2 sessions
 MAX_TIMEOUT = 24 * 3600.0  # a day: more is a typo, not a scenario
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -140,7 +140,7 @@ def parse_agentsim_block(
         elif key == "session_end":
             cfg["session_end"] = parse_session_end(ctx, vnode)
         elif key == "session":
-            cfg["session"] = _session(ctx, vnode)
+            cfg["session"], cfg["session_line"] = _session(ctx, vnode), line_of(vnode)
         elif key == "env":
             cfg["env"] = _env(ctx, vnode)
         del knode
@@ -149,7 +149,8 @@ def parse_agentsim_block(
 
 def _session(ctx: Ctx, node: yaml.Node) -> dict[str, Any]:
     """``session: {userdata: ...}``: arguments for the ``AgentSession`` the plugin builds
-    around an ``Agent`` target (``userdata`` is what ``ctx.userdata`` returns in tools)."""
+    around an ``Agent`` target (``userdata`` is what ``ctx.userdata`` returns in tools; on
+    livekit-agents 2 also ``state`` and ``deps``, read as ``ctx.state``/``ctx.deps``)."""
     m = as_mapping(ctx, node, "agentsim.session", "session: {userdata: {guest: Maya}}")
     keys = check_keys(ctx, m, SESSION_KEYS, "agentsim.session")
     return {key: jsonable(value_of(ctx, vnode)) for key, (_, vnode) in keys.items()}

@@ -69,6 +69,19 @@ def parse_matcher(
     return TextMatcher(kind=kind, value=value, line=line_of(vnode))
 
 
+def parse_text_matcher(ctx: Ctx, node: yaml.Node, what: str) -> TextMatcher:
+    """``output: "text"`` (contains) or ``output: {equals | contains | not_contains |
+    regex: ...}``: a text check outside the event list."""
+    if isinstance(node, yaml.ScalarNode):
+        return TextMatcher(kind="contains", value=text_of(ctx, node, what), line=line_of(node))
+    m = as_mapping(ctx, node, what, f"{what}: {{contains: 'booked'}}")
+    keys = check_keys(ctx, m, TEXT_KINDS, what)
+    matcher = parse_matcher(ctx, m, keys, what)
+    if matcher is None:
+        raise ctx.error(node, f"{what} names no text check", f"e.g. {what}: {{contains: 'x'}}")
+    return matcher
+
+
 _EVENT_EXAMPLES = {
     "message": "message: {role: assistant, contains: 'hello'}",
     "function_call": "function_call: {name: get_weather, arguments: {city: Paris}}",

@@ -168,6 +168,8 @@ class Turn:
     expect: tuple[EventExpectation, ...] | None = None
     spoken: tuple[SpokenExpectation, ...] | None = None
     closed: CloseExpectation | None = None
+    output: TextMatcher | None = None  # the turn's RunResult.output (user turns)
+    input_required: TextMatcher | None = None  # the question it waits on (livekit 2)
 
     @property
     def is_greeting(self) -> bool:
@@ -222,6 +224,7 @@ class AgentsimConfig:
     greeting: Turn | None = None
     session_end: SessionEnd | None = None
     session: dict[str, Any] | None = None  # AgentSession arguments for Agent targets
+    session_line: int | None = None
     env: dict[str, str | None] | None = None  # set (None: unset) while importing and running
     line: int | None = None
 
@@ -234,6 +237,8 @@ def merge_configs(base: AgentsimConfig, override: AgentsimConfig) -> AgentsimCon
         values[field.name] = mine if mine is not None else getattr(base, field.name)
     if override.agent is None:
         values["agent_origin"], values["agent_line"] = base.agent_origin, base.agent_line
+    if override.session is None:
+        values["session_line"] = base.session_line
     values["faults"] = base.faults + override.faults
     values["snapshot_mask"] = base.snapshot_mask + override.snapshot_mask
     if base.env is not None and override.env is not None:

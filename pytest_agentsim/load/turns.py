@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from ..answers import LLMAnswer, ToolCall
-from .expect import parse_closed, parse_event, parse_spoken
+from .expect import parse_closed, parse_event, parse_spoken, parse_text_matcher
 from .faultspec import parse_fault_spec
 from .model import ModelStep, SessionEnd, ToolMock, Turn
 from .nodes import (
@@ -32,7 +32,7 @@ MAX_REPEAT = 1000
 """More repeats than any agent makes model calls in one step (keeps a typo cheap)."""
 
 STEP_KEYS = ("llm", "tts", "tools", "expect", "spoken", "closed")
-TURN_KEYS = ("user", "say", "generate_reply", *STEP_KEYS)
+TURN_KEYS = ("user", "say", "generate_reply", *STEP_KEYS, "output", "input_required")
 
 
 def parse_turn(ctx: Ctx, index: int, node: yaml.Node) -> Turn:
@@ -49,6 +49,15 @@ def parse_turn(ctx: Ctx, index: int, node: yaml.Node) -> Turn:
             "the first turn goes in `agentsim: {greeting: {...}}`)",
         )
     t: dict[str, Any] = {"index": index, "line": line_of(node)}
+    for key in ("output", "input_required"):
+        if key in keys:
+            if "user" not in keys:
+                raise ctx.error(
+                    keys[key][0],
+                    f"`{key}` checks the RunResult of a user turn; turn {index + 1} has none",
+                    f"move `{key}` to the `user:` turn it belongs to",
+                )
+            t[key] = parse_text_matcher(ctx, keys[key][1], key)
     for key in starters:
         vnode = keys[key][1]
         if key == "generate_reply" and isinstance(vnode, yaml.MappingNode):

@@ -15,15 +15,16 @@ from typing import Any
 
 from livekit.agents.utils.misc import camel_to_snake_case
 
-from ..load.model import CloseExpectation, EventExpectation, Judge, SpokenExpectation
+from ..load.model import CloseExpectation, EventExpectation, Judge, SpokenExpectation, Turn
 from ..observe.events import EVENT_KINDS, ObservedEvent
 from ..observe.record import Recorder
 from ..observe.timeline import TimelineEntry
-from .outcome import StepFailed
+from .outcome import StepFailed, TurnOutcome
 
 __all__ = [
     "check_closed",
     "check_expect",
+    "check_outcome",
     "check_silent_failures",
     "check_spoken",
     "event_mismatch",
@@ -246,3 +247,48 @@ def check_closed(label: str, exp: CloseExpectation, rec: Recorder) -> None:
             line=exp.line,
             entry=close_entry,
         )
+
+
+def check_outcome(step: Turn, outcome: TurnOutcome, rec: Recorder) -> None:
+    """``output:`` and ``input_required:`` against the turn's ``RunResult``."""
+    if step.output is not None:
+        value = outcome.output
+        text = value if isinstance(value, str) or value is None else _shown(value)
+        if not step.output.matches(text):
+            raise StepFailed(
+                f"{step.label}: the run's output does not match {step.output.describe()}: "
+                f"got {text!r}",
+                line=step.output.line,
+            )
+    exp = step.input_required
+    if exp is None:
+        return
+    if outcome.no_input_required is not None:
+        raise StepFailed(
+            f"{step.label}: `input_required` cannot be checked: {outcome.no_input_required}\n"
+            "  fix: remove `input_required` (a tool's InputRequired is livekit-agents 2)",
+            line=exp.line,
+        )
+    if outcome.input_required is None:
+        raise StepFailed(
+            f"{step.label}: the run waits on no question (input_required is None), expected "
+            f"one matching {exp.describe()}",
+            line=exp.line,
+        )
+    if not exp.matches(outcome.input_required):
+        raise StepFailed(
+            f"{step.label}: the question the run waits on does not match {exp.describe()}: "
+            f"got {outcome.input_required!r}",
+            line=exp.line,
+        )
+
+
+def _shown(value: Any) -> str:
+    """A typed output as the model would have written it (JSON where it can be)."""
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        value = dump(mode="json")
+    try:
+        return json.dumps(value, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        return repr(value)

@@ -8,12 +8,15 @@ transcript with the failing step marked).
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 from ..errors import ScenarioFailure
 from ..load.model import Scenario
 from ..observe.record import Recorder
 from ..observe.timeline import TimelineEntry, render_transcript
 
-__all__ = ["StepFailed", "location", "scenario_failure", "vetoed"]
+__all__ = ["StepFailed", "TurnOutcome", "location", "scenario_failure", "vetoed"]
 
 
 class StepFailed(Exception):
@@ -27,6 +30,18 @@ class StepFailed(Exception):
         self.reason = reason
         self.line = line
         self.entry = entry
+
+
+@dataclasses.dataclass(frozen=True)
+class TurnOutcome:
+    """What a user turn's ``RunResult`` says beyond its events: ``output`` (livekit 2's
+    ``RunResult.output``; the last assistant message's text on 1.x, as 2.x derives it for
+    a live run) and the question it waits on (``input_required``). ``no_input_required``
+    says why the latter cannot be read here (a 1.x run has none)."""
+
+    output: Any
+    input_required: str | None = None
+    no_input_required: str | None = None
 
 
 def location(scenario: Scenario, line: int | None) -> str:

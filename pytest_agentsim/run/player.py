@@ -20,7 +20,13 @@ from ..errors import ScenarioError, ScenarioFailure
 from ..load.model import Judge, ModelStep, Scenario, Turn
 from ..observe.record import Recorder
 from ..observe.timeline import TimelineEntry
-from .checks import check_closed, check_expect, check_silent_failures, check_spoken
+from .checks import (
+    check_closed,
+    check_expect,
+    check_outcome,
+    check_silent_failures,
+    check_spoken,
+)
 from .drivers.base import Driver
 from .outcome import StepFailed, scenario_failure
 from .scripts import Scripts
@@ -231,6 +237,8 @@ class TurnPlayer:
             )
         if step.closed is not None:
             check_closed(step.label, step.closed, rec)
+        if step.output is not None or step.input_required is not None:
+            check_outcome(step, self.driver.turn_outcome(), rec)
 
     def check_unscripted(
         self,

@@ -87,6 +87,28 @@ class AgentTarget:
         return agent, session
 
 
+def _check_server(server: AgentServer, where: str) -> None:
+    """livekit-agents 2 servers the plugin cannot run as the cloud would: say so."""
+    endpoints = getattr(server, "_a2a_endpoints", None) or {}
+    if endpoints and getattr(server, "_entrypoint_fnc", None) is None:
+        raise ScenarioError(
+            f"{where}: this AgentServer has only A2A text doors ({', '.join(sorted(endpoints))}) "
+            "and no rtc_session: scenarios run an rtc_session entrypoint, and A2A sessions "
+            "are not supported yet",
+            fix="point agentsim.agent at the Agent the door runs (`module:Agent`), which "
+            "scenarios run in a session of their own",
+        )
+    if getattr(server, "storage", None) is not None:
+        raise ScenarioError(
+            f"{where}: this AgentServer has session storage (storage=...): the cloud loads "
+            "and saves each call's history and state through it, which a scenario does not "
+            "do (each starts fresh), so its verdict would not be the cloud's",
+            fix="test the agent without storage: point agentsim.agent at the Agent "
+            "(`module:Agent`, with `session: {state: ...}` for its state), or at a server "
+            "built without storage= for tests",
+        )
+
+
 def _takes_argument(fn: Callable[..., Any]) -> bool:
     try:
         params = inspect.signature(fn).parameters.values()
@@ -115,12 +137,14 @@ def resolve_target(
     if isinstance(obj, types.ModuleType):
         servers = [v for v in vars(obj).values() if isinstance(v, AgentServer)]
         if len(servers) == 1:
+            _check_server(servers[0], where)
             return AgentTarget("server", servers[0], f"{description} (AgentServer)")
         raise ScenarioError(
             f"{where}: module {obj.__name__!r} holds no single AgentServer",
             fix="name the agent as 'module:AgentClass' or 'module:factory'",
         )
     if isinstance(obj, AgentServer):
+        _check_server(obj, where)
         return AgentTarget("server", obj, str(description))
     if isinstance(obj, type) and issubclass(obj, Agent):
         return AgentTarget("agent", obj, str(description))

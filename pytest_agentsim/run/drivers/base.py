@@ -13,12 +13,18 @@ import contextlib
 from collections.abc import Awaitable, Iterator
 from typing import Any, ClassVar, TypeVar
 
+from livekit.agents.llm import tool_context as _tool_context
+
 from ...errors import ScenarioError, ScenarioFailure
 from ...load.model import Scenario, ToolMock, Turn
 from ...observe.record import Recorder
+from ..outcome import TurnOutcome
 from ..scripts import Scripts
 
-__all__ = ["Driver"]
+__all__ = ["WAITING_PREFIX", "Driver"]
+
+# livekit 2: a tool's InputRequired stands in the call output as this prefix + question
+WAITING_PREFIX: str | None = getattr(_tool_context, "WAITING_PREFIX", None)
 
 T = TypeVar("T")
 
@@ -65,6 +71,26 @@ class Driver(abc.ABC):
     async def settle(self, *, spoken: int, close: bool) -> None:
         """Wait until the agent is quiet after a step (late speech, a close): up to a bound
         when ``spoken`` items or a ``close`` are still expected."""
+
+    def turn_outcome(self) -> TurnOutcome:
+        """The last user turn's outcome, from its events (the session protocol carries no
+        ``RunResult``): the last assistant message, and the question a tool's
+        ``InputRequired`` left the turn waiting on (its output says so: livekit 2)."""
+        events = self.rec.step_events()
+        said = [e.text for e in events if e.type == "message" and e.text]
+        if WAITING_PREFIX is None:
+            return TurnOutcome(
+                output=said[-1] if said else None,
+                no_input_required="this livekit-agents has no InputRequired (livekit 2 does)",
+            )
+        waiting = [
+            e.text.removeprefix(WAITING_PREFIX)
+            for e in events
+            if e.type == "function_call_output" and e.text and e.text.startswith(WAITING_PREFIX)
+        ]
+        return TurnOutcome(
+            output=said[-1] if said else None, input_required=waiting[-1] if waiting else None
+        )
 
     def session_end_scripts(self) -> Scripts | None:
         """Where answers for models built after the call go (``on_session_end``), once

@@ -97,9 +97,9 @@ class ProcessDriver(Driver):
         return self._remote
 
     def unsupported(self, scenario: Scenario) -> ScenarioError | None:
+        cfg = scenario.config
         if self.settings.mode == "audio":
             return None
-        cfg = scenario.config
         problems = [
             (sf.line, f"inject {sf.resource} faults") for sf in cfg.faults if sf.resource != "llm"
         ]

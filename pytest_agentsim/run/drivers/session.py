@@ -8,16 +8,18 @@ gateway transport, the real ``inference.LLM`` answered by the fake gateway).
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 from livekit.agents import Agent
 
 from ...errors import AgentSimAssertionError, ScenarioError
+from ...fakes.session import SESSION_CLASS
 from ...load.model import Scenario, ToolMock, Turn
 from ...observe.frames import describe_exception, user_traceback
 from ..harness import AgentSim
-from ..outcome import StepFailed
+from ..outcome import StepFailed, TurnOutcome
 from ..settings import RunSettings
 from .base import Driver
 from .tools import turn_tool_mocks
@@ -63,6 +65,18 @@ class SessionDriver(Driver):
                 + (f"\n{frames}" if frames else ""),
                 line=self.scenario.config.agent_line or self.scenario.line,
             ) from None
+        accepted = inspect.signature(SESSION_CLASS.__init__).parameters
+        open_ended = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
+        unknown = [] if open_ended else [k for k in session_kwargs if k not in accepted]
+        if unknown:
+            raise ScenarioError(
+                f"this livekit-agents session takes no {', '.join(map(repr, unknown))} "
+                "(state and deps are livekit-agents 2 session arguments)",
+                path=self.scenario.path,
+                line=self.scenario.config.session_line or self.scenario.line,
+                fix="on livekit-agents 1.x give the tools their data as `session: {userdata: "
+                "...}` (ctx.userdata)",
+            )
         await self.sim.start(agent, mode=self.settings.mode, **session_kwargs)
 
     async def greeting(self) -> None:
@@ -95,6 +109,20 @@ class SessionDriver(Driver):
         # a failed or hung scenario is over: don't wait for livekit's graceful drain of
         # speech that may never finish
         await self.sim.aclose(timeout=0.2 if failed else 5.0)
+
+    def turn_outcome(self) -> TurnOutcome:
+        derived = super().turn_outcome()
+        result: Any = self.sim.results[-1] if self.sim.results else None
+        if result is None or not hasattr(type(result), "input_required"):
+            return derived  # livekit 1.x: the reply's text is the output
+        try:
+            output = result.output
+        except RuntimeError:  # the run failed: no output
+            output = None
+        # livekit 2.0.0b1 sets RunResult.input_required for Agent.run() only; a live turn
+        # that waits on a question shows it in the tool's output
+        waiting = result.input_required or derived.input_required
+        return TurnOutcome(output=output, input_required=waiting)
 
     def history(self) -> list[dict[str, Any]] | None:
         return self.sim.history if self.sim.started else None
