@@ -203,3 +203,20 @@ def test_simulated_scenarios_skip_with_reason(pytester: pytest.Pytester, write: 
     result.stdout.fnmatch_lines(
         ["*simulated scenario (no agentsim.turns) without a cassette*--agentsim-record*"]
     )
+
+
+def test_scenario_runs_do_not_nag_about_pytest_asyncio_loop_scope(
+    pytester: pytest.Pytester,
+) -> None:
+    """pytest-asyncio warns when the ini leaves its fixture loop scope unset; a scenario
+    run (which has no async fixtures of the project's) filters that one warning."""
+    (pytester.path / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+    pytester.makepyfile(test_plain="def test_ok():\n    assert True\n")
+    nag = '*"asyncio_default_fixture_loop_scope" is unset*'
+    # in a subprocess: pytest-asyncio warns while configuring, outside an in-process run
+    plain = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    plain.assert_outcomes(passed=1)
+    plain.stderr.fnmatch_lines([nag])
+    quiet = pytester.runpytest_subprocess("--agentsim", "-p", "no:cacheprovider")
+    quiet.assert_outcomes(passed=1)
+    quiet.stderr.no_fnmatch_line(nag)

@@ -9,6 +9,7 @@ assertions all read the same record. Never imports pytest.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 __all__ = ["TimelineEntry", "render_transcript"]
@@ -52,8 +53,7 @@ def render_transcript(
 ) -> str:
     """Transcript lines, the failing step marked with ``>>`` and followed by the reason."""
     lines: list[str] = []
-    for e in entries:
-        text = e.render()
+    for e, text in _collapsed(entries):
         if len(text) > max_text:
             text = text[: max_text - 1] + "…"
         lines.append((">> " if e.failed else "   ") + text)
@@ -62,6 +62,46 @@ def render_transcript(
     if failing and not any(e.failed for e in entries):
         lines.append(f">> {'':>11}   {_headline(failing, failing_line)}")
     return "\n".join(lines) if lines else "   (nothing happened)"
+
+
+_CALL_NUMBER = re.compile(r"^(\w+) call (\d+)(.*)$", re.S)
+
+
+def _collapsed(entries: list[TimelineEntry]) -> list[tuple[TimelineEntry, str]]:
+    """Each entry with its rendered line; a run of the same fault on consecutive calls
+    (credits gone: every retry, every judge) becomes one ``llm calls 2-33: ...`` line."""
+    out: list[tuple[TimelineEntry, str]] = []
+    run: list[tuple[TimelineEntry, re.Match[str]]] = []
+
+    def flush() -> None:
+        if len(run) > 1:
+            first, last = run[0][1], run[-1][1]
+            out.append(
+                (
+                    run[-1][0],
+                    run[0][0]
+                    .render()
+                    .replace(first.group(0), f"{first[1]} calls {first[2]}-{last[2]}{first[3]}"),
+                )
+            )
+        elif run:
+            out.append((run[0][0], run[0][0].render()))
+        run.clear()
+
+    for e in entries:
+        found = _CALL_NUMBER.match(e.text) if e.kind == "fault" and not e.failed else None
+        if found and run:
+            prev = run[-1][1]
+            if (found[1], found[3]) == (prev[1], prev[3]) and int(found[2]) == int(prev[2]) + 1:
+                run.append((e, found))
+                continue
+        flush()
+        if found:
+            run.append((e, found))
+        else:
+            out.append((e, e.render()))
+    flush()
+    return out
 
 
 def _headline(reason: str, where: str | None) -> str:

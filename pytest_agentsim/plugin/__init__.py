@@ -8,6 +8,7 @@ that does not use the plugin pays nothing for it (``import livekit.agents`` cost
 from __future__ import annotations
 
 import fnmatch
+import warnings
 from collections.abc import Generator
 from importlib import metadata
 from pathlib import Path
@@ -187,7 +188,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+_LOOP_SCOPE_INI = "asyncio_default_fixture_loop_scope"
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    _quiet_loop_scope_nag(config)
     config.addinivalue_line(
         "markers",
         "scenario(file=None, label=None, **tags): a scenario item (its tags as keyword "
@@ -204,6 +210,23 @@ def pytest_configure(config: pytest.Config) -> None:
         # without --agentsim, scenario snapshots have no items: keep syrupy from reporting
         # them as unused (or deleting them on --snapshot-update)
         ignore_scenario_snapshots(config.option)
+
+
+def _quiet_loop_scope_nag(config: pytest.Config) -> None:
+    """pytest-asyncio (our dependency, maybe not the project's) warns on every run whose ini
+    leaves its fixture loop scope unset. In ``--agentsim`` runs that leave it unset the
+    plugin filters that one warning: it is about the project's async fixtures, and a
+    scenario run has none of its own. Runs first in pytest_configure, inside pytest's
+    warning capture for the configure hooks, so the filter ends with them."""
+    enabled = config.getoption("--agentsim", False) or config.getini("agentsim")
+    try:
+        unset = not config.getini(_LOOP_SCOPE_INI)
+    except ValueError:  # pragma: no cover - pytest-asyncio is a dependency
+        return
+    if enabled and unset:
+        warnings.filterwarnings(
+            "ignore", message=f'The configuration option "{_LOOP_SCOPE_INI}" is unset'
+        )
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

@@ -131,7 +131,13 @@ class TurnPlayer:
                 self.queue(first)
             self.rec.set_line(cfg.greeting.line if cfg.greeting else self.scenario.line)
             await self.driver.start()
-            await self.driver.within(self._steps(first))
+            try:
+                await self.driver.within(self._steps(first))
+            except StepFailed as e:
+                # mark what had happened when the step failed, not what the close adds
+                if e.entry is None and self.rec.timeline:
+                    e.entry = self.rec.timeline[-1]
+                raise
             failed = False
         finally:
             # on_session_end runs as the job closes, whether or not the steps passed:
