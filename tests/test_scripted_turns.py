@@ -380,3 +380,55 @@ def test_tool_calls_scripted_after_a_handoff_are_reported(
     result.stdout.fnmatch_lines(
         ["*model call 2 was made with tool_choice='none'*scripted tool calls (whoami)*"]
     )
+
+
+def test_a_captured_value_is_reused_in_a_later_tool_call(
+    pytester: pytest.Pytester, write: Write
+) -> None:
+    """A regex's named group captures what the agent got back (an id, a code) and a later
+    answer repeats it with ${name}, as a model would; $${...} stays literal."""
+    project(
+        write,
+        """
+- user: Weather in Paris?
+  llm:
+    - tool_calls: [{name: lookup, arguments: {city: Paris}}]
+    - say: Sunny.
+  expect:
+    - function_call: lookup
+    - function_call_output: {regex: 'sunny in (?P<city>\\w+) for (?P<days>\\d+)'}
+    - message: Sunny
+- user: And for the same city, twice as long?
+  llm:
+    - tool_calls: [{name: lookup, arguments: {city: "${city}", days: "${days}${days}"}}]
+    - say: Still sunny in ${city} ($${not_a_capture}).
+  expect:
+    - function_call: {name: lookup, arguments: {city: Paris, days: "11"}}
+    - function_call_output: {contains: "sunny in Paris for 11 day(s)"}
+    - message: {equals: "Still sunny in Paris (${not_a_capture})."}
+""",
+    )
+    pytester.runpytest("--agentsim").assert_outcomes(passed=1)
+
+
+def test_a_reference_to_nothing_captured_names_its_line(
+    pytester: pytest.Pytester, write: Write
+) -> None:
+    project(
+        write,
+        """
+- user: Weather?
+  llm:
+    - tool_calls: [{name: lookup, arguments: {city: "${city}"}}]
+    - say: Sunny.
+""",
+    )
+    result = pytester.runpytest("--agentsim")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "turn 1: ${city} names nothing captured so far",
+            "  at scenarios.yaml:12",
+            "  fix: capture it in an earlier step with a named group*",
+        ]
+    )

@@ -63,6 +63,13 @@ class TextMatcher:
             )
         return judge.grade(text, self.value).passed
 
+    def captures(self, text: str | None) -> dict[str, str]:
+        """The named groups a matching ``regex`` captured (for ``${name}`` later)."""
+        if self.kind != "regex":
+            return {}
+        found = re.search(self.value, text or "")
+        return {k: v for k, v in found.groupdict().items() if v is not None} if found else {}
+
     def describe(self, judge: Judge | None = None) -> str:
         if self.kind == "judge" and judge is not None:
             reason = judge.reason_for(self.value)

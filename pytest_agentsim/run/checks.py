@@ -111,9 +111,11 @@ def check_expect(
     *,
     line: int | None,
     judge: Judge | None = None,
-) -> None:
-    """``expect`` is ordered and exhaustive: every event, in order, nothing more."""
+) -> dict[str, str]:
+    """``expect`` is ordered and exhaustive: every event, in order, nothing more. Returns
+    what its ``regex`` matchers' named groups captured."""
     got = "\n".join(f"    {i + 1}. {o.describe()}" for i, o in enumerate(observed)) or "    (none)"
+    captured: dict[str, str] = {}
     for i, exp in enumerate(expect):
         if i >= len(observed):
             raise StepFailed(
@@ -128,6 +130,8 @@ def check_expect(
                 line=exp.line,
                 entry=_entry_for(rec, observed[i]),
             )
+        if exp.text is not None:
+            captured.update(exp.text.captures(observed[i].text))
     if len(observed) > len(expect):
         extra = observed[len(expect)]
         raise StepFailed(
@@ -137,6 +141,7 @@ def check_expect(
             line=line,
             entry=_entry_for(rec, extra),
         )
+    return captured
 
 
 def check_silent_failures(

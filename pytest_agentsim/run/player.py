@@ -20,6 +20,7 @@ from ..errors import ScenarioError, ScenarioFailure
 from ..load.model import Judge, ModelStep, Scenario, Turn
 from ..observe.record import Recorder
 from ..observe.timeline import TimelineEntry
+from .captures import MissingCapture, substitute
 from .checks import (
     check_closed,
     check_expect,
@@ -71,6 +72,7 @@ class TurnPlayer:
         self.unscripted_seen = 0
         self.served_seen = 0
         self.greeting_used = 0  # answers of turn 1 the greeting took (no greeting block)
+        self.captured: dict[str, str] = {}  # regex named groups, for ${name} in answers
 
     # -- failures ----------------------------------------------------------------------
     def fail(
@@ -175,8 +177,18 @@ class TurnPlayer:
                 script.add_fault(step.fault)
                 self.lines.add(step.fault, step.line, where)
             elif step.answer is not None:
-                script.add(step.answer)
-                self.lines.add(step.answer, step.line, where)
+                try:
+                    answer = substitute(step.answer, self.captured)
+                except MissingCapture as e:
+                    raise StepFailed(
+                        f"{where}: ${{{e.name}}} names nothing captured so far\n  fix: capture "
+                        f"it in an earlier step with a named group, e.g. "
+                        f"`function_call_output: {{regex: 'code (?P<{e.name}>\\S+)'}}` (or "
+                        f"write $${{{e.name}}} for the literal text)",
+                        line=step.line,
+                    ) from None
+                script.add(answer)
+                self.lines.add(answer, step.line, where)
 
     # -- steps ---------------------------------------------------------------------------
     async def play_greeting(self, greeting: Turn | None) -> None:
@@ -228,7 +240,11 @@ class TurnPlayer:
         self.check_tool_names()
         observed = rec.step_events()
         if step.expect is not None:
-            check_expect(step.label, step.expect, observed, rec, line=step.line, judge=self.judge)
+            self.captured.update(
+                check_expect(
+                    step.label, step.expect, observed, rec, line=step.line, judge=self.judge
+                )
+            )
         else:
             check_silent_failures(step.label, observed, rec, line=step.line)
         must_close = step.closed is not None and step.closed.closed
