@@ -8,5 +8,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
 fi
-"$VENV/bin/python" -m pip install -q -e ".[test]"
+# AGENTSIM_PIP_EXTRA: more requirements resolved together with the project's (test-pre.sh)
+# shellcheck disable=SC2086
+"$VENV/bin/python" -m pip install -q -e ".[test]" ${AGENTSIM_PIP_EXTRA:-}
 PY="$VENV/bin/python"

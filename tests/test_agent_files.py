@@ -220,3 +220,111 @@ def test_background_audio_is_started_and_silent(
     if mode == "process":
         args.append("--agentsim-process")
     pytester.runpytest(*args).assert_outcomes(passed=1)
+
+
+CRASHING_PY = """
+from livekit.agents import Agent, AgentServer, AgentTask, JobContext, RunContext
+from livekit.agents import function_tool, inference
+from pytest_agentsim.fakes.session import SESSION_CLASS as AgentSession
+
+
+def load_menu() -> dict:
+    raise KeyError("menu.json has no 'specials'")
+
+
+class Specials(AgentTask[str]):
+    def __init__(self) -> None:
+        super().__init__(instructions="read the specials")
+
+    async def on_enter(self) -> None:
+        self.session.say(f"Today: {load_menu()}")
+
+
+class Desk(Agent):
+    def __init__(self, crash: bool = True) -> None:
+        super().__init__(instructions="desk")
+        self.crash = crash
+
+    async def on_enter(self) -> None:
+        if self.crash:
+            load_menu()
+        self.session.say("Hello!")
+
+    @function_tool
+    async def specials(self, context: RunContext) -> str:
+        \"\"\"Read today's specials.\"\"\"
+        return await Specials()
+
+
+def calm_desk() -> Desk:
+    return Desk(crash=False)
+
+
+server = AgentServer()
+
+
+@server.rtc_session()
+async def entrypoint(ctx: JobContext) -> None:
+    session = AgentSession(llm=inference.LLM("openai/gpt-4.1-mini"))
+    await session.start(agent=Desk(), room=ctx.room)
+"""
+
+
+@pytest.mark.parametrize("agent", ["agent.py:Desk", "agent.py", "agent.py --process"])
+def test_an_on_enter_that_raises_fails_the_greeting(
+    pytester: pytest.Pytester, write: Write, agent: str
+) -> None:
+    """livekit runs on_enter as a task nobody awaits: the exception would only be logged
+    and the greeting would silently never come. The step fails, naming the agent's line."""
+    target, _, process = agent.partition(" ")
+    write("agent.py", CRASHING_PY)
+    write(
+        "scenarios.yaml",
+        f"""
+        name: Crash
+        agentsim: {{agent: "{target}", process: {str(bool(process)).lower()}}}
+        scenarios:
+          - label: hi
+            instructions: x
+            agentsim:
+              turns: [{{user: hi, llm: [Hello.]}}]
+        """,
+    )
+    result = pytester.runpytest("--agentsim", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "the greeting: the agent's on_enter of desk raised KeyError: \"menu.json has no "
+            "'specials'\" (agent.py:7 in load_menu)",
+            "  at scenarios.yaml:4",
+        ]
+    )
+
+
+def test_a_sub_task_whose_on_enter_raises_fails_its_turn(
+    pytester: pytest.Pytester, write: Write
+) -> None:
+    write("agent.py", CRASHING_PY)
+    write(
+        "scenarios.yaml",
+        """
+        name: Crash
+        agentsim: {agent: "agent.py:calm_desk"}
+        scenarios:
+          - label: specials
+            instructions: x
+            agentsim:
+              greeting: {expect: [{agent_handoff: {new_agent: Desk}}, {message: Hello}]}
+              turns:
+                - user: What are the specials?
+                  llm: [{tool_calls: [{name: specials}]}]
+        """,
+    )
+    result = pytester.runpytest("--agentsim", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "turn 1: the agent's on_enter of specials raised KeyError*(agent.py:7 in load_menu)",
+            "  at scenarios.yaml:9",
+        ]
+    )

@@ -385,3 +385,28 @@ def test_deep_nesting(pytester: pytest.Pytester, text: str, line: int) -> None:
     run.stdout.fnmatch_lines(
         [f"scenarios.yaml:{line}: the YAML nests deeper than 200 levels", "  fix: *"]
     )
+
+
+def test_huge_integers_read_as_yaml_v3_reads_them(pytester: pytest.Pytester) -> None:
+    """An integer of 5,000 digits (over Python's 4,300-digit conversion limit, which used to
+    escape as a ValueError traceback) is out of Go's range: yaml.v3, and so `lk agent
+    simulate`, reads it as a string, here too; where a number is needed it is a located
+    error (limits-huge-int-timeout.yaml)."""
+    digits = "1" * 5000
+    assert load_scenario_file(CORPUS / "limits-huge-int-userdata.yaml").scenarios[0].userdata == {
+        "caller": digits
+    }
+    turn = load_scenario_file(CORPUS / "limits-huge-int-tools.yaml").scenarios[0].config.turns
+    assert turn is not None
+    answer = turn[0].llm[0].answer
+    assert answer is not None and answer.tool_calls[0].arguments == {"city": digits}
+    assert turn[0].tools[0].value == digits
+    shutil.copy(CORPUS / "limits-huge-int-timeout.yaml", pytester.path / "scenarios.yaml")
+    result = pytester.runpytest("--agentsim", "--collect-only")
+    _clean(result)
+    result.stdout.fnmatch_lines(
+        [
+            "scenarios.yaml:12: agentsim.timeout must be a positive number*",
+            "  fix: e.g. timeout: 30",
+        ]
+    )

@@ -190,3 +190,18 @@ def test_missing_dependency_of_the_agent_is_named_at_its_import_line(
             "  fix: install the package that provides 'dotenv_missing'*",
         ]
     )
+
+
+def test_frontdesk_idle_nudges_run_on_the_virtual_clock(pytester: pytest.Pytester) -> None:
+    """`silence:` turns: frontdesk's user_away_timeout and its 10-second nudge loop run on
+    the virtual clock (25 s of silence in an instant); a nudge that the YAML does not
+    expect (too long a silence) fails the turn."""
+    shutil.copytree(EXAMPLES / "frontdesk", pytester.path / "frontdesk")
+    idle = (SCENARIOS / "frontdesk_idle.yaml").read_text("utf-8")
+    (pytester.path / "frontdesk" / "scenarios.yaml").write_text(idle, "utf-8")
+    run(pytester).assert_outcomes(passed=2)
+    longer = idle.replace("- silence: 15", "- silence: 21")  # a second nudge at 20 s
+    (pytester.path / "frontdesk" / "scenarios.yaml").write_text(longer, "utf-8")
+    result = run(pytester, "-k", "shorter")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["turn 1: the agent made model calls nothing scripted: llm call 3"])

@@ -169,6 +169,7 @@ class Turn:
     user: str | None = None
     say: str | None = None
     generate_reply: str | None = None
+    silence: float | None = None  # the user says nothing for that long (virtual seconds)
     llm: tuple[ModelStep, ...] = ()
     tts: tuple[ModelStep, ...] = ()
     tools: tuple[ToolMock, ...] = ()
@@ -181,7 +182,12 @@ class Turn:
     @property
     def is_greeting(self) -> bool:
         """The greeting (turn 0): what the agent does on its own before the first turn."""
-        return self.user is None and self.say is None and self.generate_reply is None
+        return (
+            self.user is None
+            and self.say is None
+            and self.generate_reply is None
+            and self.silence is None
+        )
 
     @property
     def label(self) -> str:
@@ -195,6 +201,8 @@ class Turn:
             return f"say: {self.say}"
         if self.generate_reply is not None:
             return f"generate_reply: {self.generate_reply}".rstrip()
+        if self.silence is not None:
+            return f"silence: {self.silence:g} s"
         return "greeting"
 
 

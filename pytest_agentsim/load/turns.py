@@ -4,6 +4,7 @@ faults (``llm``, ``tts``), tool mocks, and what to check (``expect``, ``spoken``
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import yaml
@@ -32,18 +33,20 @@ MAX_REPEAT = 1000
 """More repeats than any agent makes model calls in one step (keeps a typo cheap)."""
 
 STEP_KEYS = ("llm", "tts", "tools", "expect", "spoken", "closed")
-TURN_KEYS = ("user", "say", "generate_reply", *STEP_KEYS, "output", "input_required")
+STARTERS = ("user", "say", "generate_reply", "silence")
+TURN_KEYS = (*STARTERS, *STEP_KEYS, "output", "input_required")
+MAX_SILENCE = 3600.0  # an hour of saying nothing: more is a typo
 
 
 def parse_turn(ctx: Ctx, index: int, node: yaml.Node) -> Turn:
     """One of ``agentsim.turns``: a user turn, or agent-initiated speech."""
     m = as_mapping(ctx, node, f"turn {index + 1}", "{user: 'hello', expect: [...]}")
     keys = check_keys(ctx, m, TURN_KEYS, f"turn {index + 1}")
-    starters = [k for k in ("user", "say", "generate_reply") if k in keys]
+    starters = [k for k in STARTERS if k in keys]
     if len(starters) != 1:
         raise ctx.error(
             node,
-            f"turn {index + 1} must have exactly one of user, say, generate_reply"
+            f"turn {index + 1} must have exactly one of user, say, generate_reply, silence"
             + (f" (it has {', '.join(starters)})" if starters else ""),
             "start the turn with `user: <what the user says>` (what the agent does before "
             "the first turn goes in `agentsim: {greeting: {...}}`)",
@@ -60,7 +63,9 @@ def parse_turn(ctx: Ctx, index: int, node: yaml.Node) -> Turn:
             t[key] = parse_text_matcher(ctx, keys[key][1], key)
     for key in starters:
         vnode = keys[key][1]
-        if key == "generate_reply" and isinstance(vnode, yaml.MappingNode):
+        if key == "silence":
+            t[key] = _seconds(ctx, vnode, "silence", MAX_SILENCE)
+        elif key == "generate_reply" and isinstance(vnode, yaml.MappingNode):
             gk = check_keys(ctx, vnode, ("instructions",), "generate_reply")
             t[key] = text_of(ctx, gk["instructions"][1], "instructions") if gk else ""
         else:
@@ -68,12 +73,28 @@ def parse_turn(ctx: Ctx, index: int, node: yaml.Node) -> Turn:
     return Turn(**t, **_step(ctx, keys))
 
 
+def _seconds(ctx: Ctx, node: yaml.Node, what: str, most: float) -> float:
+    value = value_of(ctx, node)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 < value <= most
+    ):
+        raise ctx.error(
+            node,
+            f"{what} must be a positive number of seconds up to {most:g}, got {kind_of(node)}",
+            f"e.g. {what}: 12",
+        )
+    return float(value)
+
+
 def parse_greeting(ctx: Ctx, node: yaml.Node) -> Turn:
     """``greeting:``: what the agent does on its own between ``session.start()`` and the
     first turn (turn 0); the turn keys other than ``user``."""
     m = as_mapping(ctx, node, "greeting", "greeting: {llm: ['Hello!'], expect: [...]}")
     for k, _ in mapping_pairs(m):
-        if k.value in ("user", "say", "generate_reply"):
+        if k.value in STARTERS:
             raise ctx.error(
                 k,
                 f"`{k.value}` has no place in the greeting: it is what the agent does on its "

@@ -63,6 +63,7 @@ class Recorder:
         self._calls: set[str] = set()  # call ids already noted
         # the texts of injected faults (their messages, as livekit's logs quote them)
         self.fault_texts: set[str] = set()
+        self.crashes: list[TimelineEntry] = []  # agent hooks that raised (on_enter)
 
     # -- writing ---------------------------------------------------------------------
     def set_line(self, line: int | None) -> None:
@@ -87,6 +88,10 @@ class Recorder:
             fault=fault.kind,
         )
         self.fault_texts.update(fault.log_texts())
+
+    def record_crash(self, text: str) -> None:
+        """An agent hook raised where livekit only logs it (``on_enter``): the step fails."""
+        self.crashes.append(self.note("error", text))
 
     def listen_to(self, outputs: SpokenSource) -> None:
         """Take what reached the user from ``outputs`` (recording outputs or a speaker)."""

@@ -8,10 +8,12 @@ that does not use the plugin pays nothing for it (``import livekit.agents`` cost
 from __future__ import annotations
 
 import fnmatch
+import sys
 import warnings
 from collections.abc import Generator
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,8 +84,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--agentsim-real-timing",
         action="store_true",
         default=None,
-        help="let retries wait for real (by default retry backoff costs no wall "
-        "time; attempt counts are unchanged).",
+        help="run on the wall clock: by default in-process scenarios run on a virtual "
+        "clock (timers fire at once, in order) and retry backoff costs no wall time.",
     )
     group.addoption(
         "--agentsim-transport",
@@ -280,7 +282,52 @@ def pytest_runtest_makereport(
     return report
 
 
+_LATE_NETWORK = pytest.StashKey[list[str]]()
+_LATE_WORKER_KEY = "agentsim_late_network"  # xdist: a worker's lines, for the controller
+
+
+def _late_network(session: pytest.Session) -> None:
+    """Network attempts of threads that outlived the offline test that started them: each
+    was blocked, and fails the run here, named after that test (it has ended; the test
+    running at the time is not charged). A worker hands its lines to the controller."""
+    lines: list[str] = []
+    if "pytest_agentsim.run.api" in sys.modules:  # else no guard ever ran
+        from ..run import api as engine
+
+        lines = [
+            f"{label or '(a test)'}: a thread it started tried to reach {entry} after it "
+            "ended (blocked)"
+            for label, entry in engine.late_attempts()
+        ]
+    config = session.config
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput[_LATE_WORKER_KEY] = lines
+        return
+    lines = [*config.stash.get(_LATE_NETWORK, []), *lines]
+    config.stash[_LATE_NETWORK] = lines
+    if lines and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist controller: collect a finished worker's late network attempts."""
+    lines = getattr(node, "workeroutput", {}).get(_LATE_WORKER_KEY)
+    if lines:
+        node.config.stash[_LATE_NETWORK] = [*node.config.stash.get(_LATE_NETWORK, []), *lines]
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    lines = terminalreporter.config.stash.get(_LATE_NETWORK, [])
+    if lines:
+        terminalreporter.write_sep("=", "agentsim: network access after a test ended", red=True)
+        for line in dict.fromkeys(lines):
+            terminalreporter.write_line(line)
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    _late_network(session)
     path = session.config.getoption("--agentsim-report")
     if path:
         written = write_session_report(session.config, Path(path))

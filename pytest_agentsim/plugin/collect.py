@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import sys
 import warnings
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -50,8 +50,12 @@ __all__ = [
 T = TypeVar("T")
 
 
-def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run(coro)`` on a fresh loop that never becomes the thread's current loop.
+def run_blocking(
+    coro: Coroutine[Any, Any, T],
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop,
+) -> T:
+    """``asyncio.run(coro)`` on a fresh loop that never becomes the thread's current loop
+    (``loop_factory``: the virtual clock's loop, or a plain one).
 
     ``asyncio.run`` replaces the current loop and leaves ``None`` behind, so a loop that
     something else left current (pytest-asyncio < 1.4 leaves an open loop after every async
@@ -59,9 +63,9 @@ def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
     then (an error under ``-W error``).
     """
     if sys.version_info >= (3, 11):
-        with asyncio.Runner(loop_factory=asyncio.new_event_loop) as runner:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
             return runner.run(coro)
-    loop = asyncio.new_event_loop()  # Python 3.10: what Runner does, by hand
+    loop = loop_factory()  # Python 3.10: what Runner does, by hand
     try:
         return loop.run_until_complete(coro)
     finally:
@@ -223,18 +227,24 @@ class ScenarioItem(pytest.Function):
         resolved = run_settings(
             settings, s, allow_unused=self.get_closest_marker("agentsim_allow_unused") is not None
         )
-        # process mode: the AgentServer file in a child process (the child imports it)
-        target: Any = (
-            self._resolve(request, engine.locate_agent_file)
-            if resolved.process
-            else self._resolve(request, engine.resolve_target, env=s.config.env)
-        )
         # `message: {judge: ...}` matchers: recording asks the judge's real endpoint
         judging = s.uses_judge
         offline = not settings.allow_network and not (judging and settings.record)
         guard = engine.block_network() if offline else None
-        with self._guarded(guard), self._intent_judge(judging) as judge:
-            run = run_blocking(engine.run_scenario(s, target, resolved, judge=judge))
+        # the guard is on while the agent module is imported too: code at its top level (a
+        # telemetry client, a warm-up request) is offline like the rest
+        with self._guarded(guard):
+            # process mode: the AgentServer file in a child process (the child imports it)
+            target: Any = (
+                self._resolve(request, engine.locate_agent_file)
+                if resolved.process
+                else self._resolve(request, engine.resolve_target, env=s.config.env)
+            )
+            with self._intent_judge(judging) as judge:
+                # in-process modes run on the virtual clock (a child process has its own)
+                virtual = not (resolved.process or resolved.real_timing)
+                loop = engine.VirtualClockLoop if virtual else asyncio.new_event_loop
+                run = run_blocking(engine.run_scenario(s, target, resolved, judge=judge), loop)
         self._keep(run)
         blocked = [*(guard.blocked if guard is not None else ()), *run.blocked]
         if blocked:
@@ -318,7 +328,6 @@ class ScenarioItem(pytest.Function):
             "one against the real models",
             " (or add `agentsim: {turns: [...]}` to script it)",
         )
-        target = self._resolve(request, engine.resolve_target, env=s.config.env)
         sim_settings = engine.SimulationSettings(
             cassette=path,
             rerecord=rerecord,
@@ -335,6 +344,7 @@ class ScenarioItem(pytest.Function):
         offline = not settings.allow_network and not settings.record
         guard = engine.block_network() if offline else None
         with self._guarded(guard):
+            target = self._resolve(request, engine.resolve_target, env=s.config.env)
             run, verdict = run_blocking(engine.run_simulation(s, target, sim_settings))
         if verdict is not None:
             self.user_properties.append(("judge_verdict", "pass" if verdict.passed else "fail"))

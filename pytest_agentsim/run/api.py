@@ -19,6 +19,7 @@ from livekit.agents import Agent
 from ..fakes import FakeLLM, FakeSTT, FakeTTS, no_backoff
 from ..load.model import Judge, Scenario
 from ..transport import InferenceGateway, NetworkGuard, block_network
+from ..transport.offline import late_attempts
 from .cassette import cassette_path
 from .drivers.base import Driver
 from .drivers.entrypoint import EntrypointDriver
@@ -30,6 +31,7 @@ from .player import ScenarioRun, TurnPlayer
 from .settings import RunSettings
 from .simulate import SimulationSettings, run_simulation
 from .target import AgentTarget, locate_agent_file, resolve_target
+from .vclock import VirtualClockLoop
 
 __all__ = [
     "AgentSim",
@@ -44,8 +46,10 @@ __all__ = [
     "ScenarioRun",
     "SimulationSettings",
     "Verdict",
+    "VirtualClockLoop",
     "block_network",
     "cassette_path",
+    "late_attempts",
     "locate_agent_file",
     "no_backoff",
     "open_intent_judge",

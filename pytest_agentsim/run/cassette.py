@@ -19,8 +19,12 @@ A cassette is a YAML file, ``<yaml dir>/__cassettes__/<file stem>/<scenario name
         events: ['{"id": ...}', ..., '[DONE]']   # one `data:` payload per line
 
 Request headers are never written (they carry ``Authorization`` / ``api-key``); strings
-that look like JWTs, ``sk-`` keys or bearer tokens are replaced by ``<redacted>`` wherever
-they appear. Replay matches requests in order by body hash (falling back to any unused
+that look like secrets (JWTs, ``sk-``/AWS/GitHub/Slack/Google keys, bearer and basic
+credentials in any case, ``user:password@`` and secret-named query parameters in URLs)
+are replaced by ``<redacted>`` wherever they appear, in a streamed answer across its
+events (:func:`redact_events`). A recording that failed is not saved.
+
+Replay matches requests in order by body hash (falling back to any unused
 recorded request of the same role with the same hash); anything else is a
 :class:`CassetteMiss`.
 
@@ -51,16 +55,38 @@ VERSION = 1
 REDACTED = "<redacted>"
 _SECRET_RE = re.compile(
     r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"  # JWT
-    r"|\bsk-[A-Za-z0-9_-]{8,}"  # OpenAI-style keys
-    r"|\b(?:Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}"  # auth header values
+    r"|\bsk-[A-Za-z0-9_-]{8,}"  # OpenAI-style keys (sk-proj-, sk-ant-...)
+    r"|(?i:\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]{8,}"  # auth header values, any case
+    r"|\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"  # AWS access key ids
+    # AWS secret keys: after their name, or alone (40 base64 characters, mixed case+digit)
+    r"|(?i:aws_?secret_?access_?key|secret_?access_?key)[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9/+=]{40}"
+    r"|(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+]{0,39}[a-z])(?=[A-Za-z0-9/+]{0,39}[A-Z])"
+    r"(?=[A-Za-z0-9/+]{0,39}[0-9])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"
+    r"|\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"  # GitHub tokens
+    r"|\bxox[abprs]-[A-Za-z0-9-]{10,}"  # Slack tokens
+    r"|\bAIza[0-9A-Za-z_-]{35}"  # Google API keys
+    r"|(?<=://)[^\s/?#@:]*:[^\s/?#@]*(?=@)"  # user:password@ in URLs
+    # the value of a query parameter named like a secret (?key=, &access_token=, &sig=...)
+    r"|(?P<param>(?<=[?&;])(?i:(?:[\w.-]*[_.-])?(?:(?:api|auth|access)?key|(?:auth|access)?token"
+    r"|secret|passw(?:or)?d|pwd|sig|signature|credential|auth))=)[^&#\s\"'<>]+"
 )
 _SECRET_KEYS = {"authorization", "api-key", "api_key", "apikey", "x-api-key", "api_secret"}
+
+
+def _sub(match: re.Match[str]) -> str:
+    param = match.group("param")  # a query parameter keeps its name: ?key=<redacted>
+    return REDACTED if param is None else param + REDACTED
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every secret replaced by ``<redacted>`` (URLs, messages, errors)."""
+    return _SECRET_RE.sub(_sub, text)
 
 
 def redact(value: Any) -> Any:
     """``value`` with secrets replaced (walks dicts and lists; keys named like secrets too)."""
     if isinstance(value, str):
-        return _SECRET_RE.sub(REDACTED, value)
+        return redact_text(value)
     if isinstance(value, Mapping):
         return {
             k: (REDACTED if str(k).lower() in _SECRET_KEYS else redact(v)) for k, v in value.items()
@@ -78,9 +104,17 @@ def body_hash(body: Any) -> str:
     return hashlib.sha256(canonical_json(body).encode()).hexdigest()[:16]
 
 
+_MAX_NAME_BYTES = 120  # file systems allow 255 bytes per name; leave room for a suffix
+
+
 def cassette_path(yaml_path: Path, scenario_name: str) -> Path:
-    """Where a scenario's cassette lives, beside its YAML file."""
+    """Where a scenario's cassette lives, beside its YAML file. A long name is cut and
+    given a hash of the whole name (deterministic, and distinct for distinct names)."""
     safe = re.sub(r"[^\w.-]+", "_", scenario_name).strip("._") or "scenario"
+    if len(safe.encode()) > _MAX_NAME_BYTES:
+        digest = hashlib.sha256(scenario_name.encode()).hexdigest()[:12]
+        cut = safe.encode()[: _MAX_NAME_BYTES - 13].decode("utf-8", "ignore").rstrip("._")
+        safe = f"{cut}-{digest}"
     return yaml_path.parent / "__cassettes__" / yaml_path.stem / f"{safe}.yaml"
 
 
@@ -95,13 +129,114 @@ def parse_body(raw: bytes) -> Any:
 
 
 def parse_sse(raw: bytes) -> list[str]:
-    """The ``data:`` payloads of an SSE body, one string each, redacted."""
+    """The ``data:`` payloads of an SSE body, one string each, redacted as one stream."""
     events: list[str] = []
     for block in raw.decode("utf-8", "replace").replace("\r\n", "\n").split("\n\n"):
         data = [line[5:].lstrip() for line in block.split("\n") if line.startswith("data:")]
         if data:
-            events.append(_SECRET_RE.sub(REDACTED, "\n".join(data)))
-    return events
+            events.append("\n".join(data))
+    return redact_events(events)
+
+
+# The fields a stream spreads a text over, one piece per event (OpenAI chat and Responses
+# deltas, tool-call arguments, Anthropic-style deltas).
+_STREAMED_KEYS = frozenset(
+    {"content", "arguments", "text", "delta", "refusal", "reasoning_content", "partial_json"}
+)
+
+
+def redact_events(events: list[str]) -> list[str]:
+    """SSE payloads with their secrets redacted across event boundaries.
+
+    A secret the model streams arrives in pieces (``"sk-pro"``, ``"j-abc..."``), none of
+    which looks like a secret alone. Each streamed text field is joined over the events,
+    redacted as a whole, and cut back into the same events: the piece where a secret
+    starts carries ``<redacted>``, the pieces it continued into lose that part. What a
+    replay streams therefore joins to exactly the redacted text. Other fields and
+    payloads that are not JSON are redacted one by one (non-JSON ones as one stream).
+    """
+    parsed: list[Any] = []
+    for e in events:
+        try:
+            parsed.append(json.loads(e))
+        except ValueError:
+            parsed.append(None)
+    streams: dict[tuple[Any, ...], list[int]] = {}  # field path -> events that carry it
+    for i, obj in enumerate(parsed):
+        for path in _streamed_paths(obj, ()):
+            streams.setdefault(path, []).append(i)
+    out_objs = [None if obj is None else _redact_except_streamed(obj) for obj in parsed]
+    for path, carriers in streams.items():
+        texts = [_get(parsed[i], path) for i in carriers]
+        for i, text in zip(carriers, _redact_split(texts), strict=True):
+            _get(out_objs[i], path[:-1])[path[-1]] = text
+    plain = iter(_redact_split([e for e, obj in zip(events, parsed, strict=True) if obj is None]))
+    return [
+        next(plain) if obj is None else raw if new == obj else json.dumps(new, ensure_ascii=False)
+        for raw, obj, new in zip(events, parsed, out_objs, strict=True)
+    ]
+
+
+def _streamed_paths(obj: Any, at: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """Paths (``("choices", 0, "delta", "content")``) of the streamed text fields in ``obj``."""
+    if isinstance(obj, dict):
+        items: Any = obj.items()
+    elif isinstance(obj, list):
+        items = enumerate(obj)
+    else:
+        return []
+    found = []
+    for key, value in items:
+        if isinstance(value, str) and key in _STREAMED_KEYS:
+            found.append((*at, key))
+        elif isinstance(value, dict | list):
+            found.extend(_streamed_paths(value, (*at, key)))
+    return found
+
+
+def _redact_except_streamed(obj: Any, key: Any = None) -> Any:
+    if isinstance(obj, str):
+        return obj if key in _STREAMED_KEYS else redact_text(obj)
+    if isinstance(obj, dict):
+        return {
+            k: REDACTED if str(k).lower() in _SECRET_KEYS else _redact_except_streamed(v, k)
+            for k, v in obj.items()
+        }
+    if isinstance(obj, list):
+        return [_redact_except_streamed(v) for v in obj]
+    return obj
+
+
+def _get(obj: Any, at: tuple[Any, ...]) -> Any:
+    for key in at:
+        obj = obj[key]
+    return obj
+
+
+def _redact_split(texts: list[str]) -> list[str]:
+    """``texts`` redacted as their concatenation, cut back at the same boundaries."""
+    joined = "".join(texts)
+    found = list(_SECRET_RE.finditer(joined))
+    if not found:
+        return list(texts)
+    out: list[str] = []
+    start = 0
+    for text in texts:
+        end = start + len(text)
+        piece: list[str] = []
+        pos = start
+        for m in found:
+            a, b = m.span()
+            if b <= pos or a >= end:
+                continue
+            piece.append(joined[pos:a] if a > pos else "")
+            if a >= start:  # the secret starts in this piece: it carries the mark
+                piece.append(_sub(m))
+            pos = min(b, end)
+        piece.append(joined[pos:end])
+        out.append("".join(piece))
+        start = end
+    return out
 
 
 @dataclasses.dataclass
@@ -115,6 +250,9 @@ class Interaction:
     response_body: Any = None
     events: list[str] | None = None
     used: bool = False
+
+    def __post_init__(self) -> None:
+        self.url = redact_text(self.url)  # ?key=..., user:password@ (every writer)
 
     @property
     def sha(self) -> str:
@@ -183,6 +321,8 @@ class Cassette:
     path: Path
     scenario: str
     interactions: list[Interaction] = dataclasses.field(default_factory=list)
+    failed: str | None = None
+    """Why recording failed (set by the proxy): such a recording is not saved."""
 
     @classmethod
     def load(cls, path: Path) -> Cassette:
@@ -206,9 +346,15 @@ class Cassette:
             doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1_000_000
         )
 
-    def save(self) -> None:
+    def save(self) -> bool:
+        """Write the cassette; a recording that failed or recorded nothing is not written
+        (a cassette already there stays as it was), so a scenario that never had a good
+        one still skips with the command that records it. True when written."""
+        if self.failed is not None or not self.interactions:
+            return False
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text(self.dump(), encoding="utf-8")
+        return True
 
     # -- replay ------------------------------------------------------------------------
     def match(self, role: str, method: str, url_path: str, body: Any) -> Interaction:

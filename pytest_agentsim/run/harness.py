@@ -22,6 +22,7 @@ from ..observe.frames import describe_error
 from ..observe.history import normalize_history
 from ..observe.record import Recorder, listener
 from ..transport import InferenceGateway
+from .hooks import HookWatch
 from .quiet import loop_idle, wait_quiet
 from .scripts import Scripts, Served, gateway_scripts
 from .tool_errors import FaultLogFilter, ToolErrorLog, tool_failure
@@ -68,6 +69,7 @@ class AgentSim(Recorder):
         self._session: AgentSession[Any] | None = None
         self._tool_errors: ToolErrorLog | None = None
         self._fault_logs: FaultLogFilter | None = None
+        self.hooks = HookWatch()
         for fake in (self.fake_llm, self.fake_tts, self.fake_stt):
             fake.add_observer(self._on_fake_event)
         if gateway is not None:
@@ -158,6 +160,7 @@ class AgentSim(Recorder):
         self._session = session
         self.listen_to(attach_outputs(session, audio=self.mode == "audio"))
         session.on("conversation_item_added", listener(self.record_item))
+        session.on("conversation_item_added", listener(self._saw_item))
         session.on("function_tools_executed", listener(self.record_tools))
         session.on("tool_execution_updated", listener(self.record_tool_update))
         session.on("error", listener(self.record_error))
@@ -165,6 +168,10 @@ class AgentSim(Recorder):
         if self._tool_errors is None:
             self._tool_errors = ToolErrorLog(self.record_tool_error).__enter__()
             self._fault_logs = FaultLogFilter(lambda: self.fault_texts).__enter__()
+
+    def _saw_item(self, ev: Any) -> None:
+        if getattr(ev.item, "type", "") == "agent_handoff" and self._session is not None:
+            self.hooks.saw_handoff(self._session)
 
     def record_tool_error(self, tool: str, exc: BaseException) -> None:
         """A tool raised (livekit answers the model "An internal error occurred")."""
@@ -229,6 +236,14 @@ class AgentSim(Recorder):
         await self.wait_quiet()
         return result
 
+    async def silence(self, seconds: float) -> None:
+        """The user says nothing for ``seconds`` (on the virtual clock, an instant): the
+        agent's timers run (``user_away_timeout``, idle prompts, hang-ups)."""
+        self.turn += 1
+        self.note("note", f"the user says nothing for {seconds:g} s")
+        await asyncio.sleep(seconds)
+        await self.wait_quiet()
+
     async def say(self, text: str, **kwargs: Any) -> None:
         """Agent-initiated speech (``session.say``), awaited until played out."""
         self.turn += 1
@@ -272,7 +287,9 @@ class AgentSim(Recorder):
         ``on_enter`` after a handoff, a fallback spoken from an ``error`` handler) belongs
         to that step. Bounded by the timeout."""
         if self._session is not None and not self.closed:
-            await wait_quiet(self._session, self.timeout)
+            await wait_quiet(self._session, self.timeout, stop=self.hooks.crashed)
+        for text in self.hooks.failures():
+            self.record_crash(text)
         await self.settle()
 
     # ------------------------------------------------------------------ record

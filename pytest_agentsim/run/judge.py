@@ -20,7 +20,7 @@ import urllib.request
 from typing import Any
 
 from ..errors import JudgeError
-from .cassette import Cassette, CassetteMiss, Interaction, parse_body, redact
+from .cassette import Cassette, CassetteMiss, Interaction, parse_body, redact, redact_text
 from .proxy import auth_header, upstreams
 
 __all__ = ["IntentJudge", "JudgeError", "Verdict", "open_intent_judge", "parse_verdict"]
@@ -137,7 +137,10 @@ class IntentJudge:
         except urllib.error.HTTPError as e:
             status, payload = e.code, e.read()
         except OSError as e:
-            raise JudgeError(f"recording the judge request to {url} failed: {e}") from None
+            self.cassette.failed = str(e)  # a failed recording leaves no cassette behind
+            raise JudgeError(
+                f"recording the judge request to {redact_text(url)} failed: {redact_text(str(e))}"
+            ) from None
         self.cassette.interactions.append(
             Interaction(
                 role="judge",

@@ -73,6 +73,7 @@ class TurnPlayer:
         self.served_seen = 0
         self.greeting_used = 0  # answers of turn 1 the greeting took (no greeting block)
         self.captured: dict[str, str] = {}  # regex named groups, for ${name} in answers
+        self.crashes_seen = 0
 
     # -- failures ----------------------------------------------------------------------
     def fail(
@@ -198,6 +199,7 @@ class TurnPlayer:
             spoken=len(greeting.spoken or ()) if greeting else 0, close=must_close
         )
         if greeting is None:
+            self.check_crashes("the greeting", self.scenario.line)
             self.check_unscripted(
                 "before turn 1",
                 self.scenario.line,
@@ -227,8 +229,21 @@ class TurnPlayer:
         await self.driver.settle(spoken=len(turn.spoken or ()), close=must_close)
         self.check_step(turn)
 
+    def check_crashes(self, label: str, line: int | None) -> None:
+        """An agent hook that raised during the step (livekit only logs it)."""
+        crashes = self.rec.crashes[self.crashes_seen :]
+        self.crashes_seen = len(self.rec.crashes)
+        if crashes:
+            raise StepFailed(
+                f"{label}: the agent's {crashes[0].text}\n  (livekit only logs this: the "
+                "agent never says what on_enter was to say)",
+                line=line,
+                entry=crashes[0],
+            )
+
     def check_step(self, step: Turn) -> None:
         rec = self.rec
+        self.check_crashes(step.label, step.line)
         fix = None
         if step.index == 0 and self.greeting_used:
             fix = (

@@ -16,7 +16,7 @@ from aiohttp import web
 from livekit.agents.inference._utils import create_access_token
 
 from ..env import DUMMY_CREDENTIALS
-from .cassette import Cassette, CassetteMiss, Interaction, parse_body, parse_sse
+from .cassette import Cassette, CassetteMiss, Interaction, parse_body, parse_sse, redact_text
 
 __all__ = [
     "DEFAULT_INFERENCE_URL",
@@ -181,10 +181,13 @@ class ModelProxy:
                 return out
         except Exception as e:
             self.cassette.interactions.remove(item)
-            self.errors.append(f"{role}: {request.method} {url}: {type(e).__name__}: {e}")
+            # the URL (and an error quoting it) may carry user:password@ or ?key=
+            error = redact_text(f"{role}: {request.method} {url}: {type(e).__name__}: {e}")
+            self.errors.append(error)
+            self.cassette.failed = error  # a recording with a hole is not saved
             if out is not None and out.prepared:
                 return out  # the stream broke off mid-way: so does the client's
+            message = redact_text(f"agentsim record: {e}")
             return web.json_response(
-                {"error": {"message": f"agentsim record: {e}", "type": "agentsim_upstream"}},
-                status=502,
+                {"error": {"message": message, "type": "agentsim_upstream"}}, status=502
             )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["busy", "loop_idle", "wait_quiet"]
@@ -35,20 +36,42 @@ def busy(session: Any) -> bool:
     return str(getattr(session, "agent_state", "listening")) in ("thinking", "speaking")
 
 
-async def wait_quiet(session: Any, timeout: float) -> bool:
+async def wait_quiet(
+    session: Any, timeout: float, *, stop: Callable[[], bool] | None = None
+) -> bool:
     """Wait until ``session`` is quiet (or closing); False if it was still busy after
-    ``timeout`` seconds."""
+    ``timeout`` seconds. ``stop()`` true ends the wait early (an agent hook crashed: what
+    waited on it never finishes)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
         await loop_idle()
         if getattr(session, "_closing", False) or not busy(session):
             return True
+        if stop is not None and stop():
+            return False
         if loop.time() >= deadline:
             return False
         speech = session.current_speech
         if speech is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(speech.wait_for_playout(), deadline - loop.time())
+            await _playout(speech, deadline - loop.time(), stop)
             continue
         await asyncio.sleep(0.005)  # a timer the agent waits on (the loop is idle)
+
+
+async def _playout(speech: Any, timeout: float, stop: Callable[[], bool] | None) -> None:
+    """Wait for ``speech`` to play out, up to ``timeout``; with ``stop``, look at it every
+    50 ms (a speech waiting on a crashed sub-task never plays out)."""
+    waiter = asyncio.ensure_future(speech.wait_for_playout())
+    loop = asyncio.get_running_loop()
+    end = loop.time() + max(timeout, 0.0)
+    try:
+        while not waiter.done() and loop.time() < end:
+            slice_ = end - loop.time() if stop is None else min(0.05, end - loop.time())
+            await asyncio.wait({waiter}, timeout=max(slice_, 0.0))
+            if stop is not None and stop():
+                return
+    finally:
+        waiter.cancel()
+        with contextlib.suppress(BaseException):
+            await waiter

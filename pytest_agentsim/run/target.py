@@ -256,6 +256,14 @@ def _load_file(path: Path, where: str, env: Mapping[str, str | None]) -> types.M
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
+    except SyntaxError as e:
+        del sys.modules[name]
+        raise ScenarioError(
+            f"the agent file does not compile: SyntaxError: {e.msg}",
+            path=Path(e.filename) if e.filename else path,
+            line=e.lineno,
+            fix="fix the Python syntax there (python -m py_compile shows the same)",
+        ) from None
     except ModuleNotFoundError as e:
         del sys.modules[name]
         missing = _missing_package(e, scope)

@@ -48,6 +48,7 @@ NULL_TEXTS: Final = frozenset({"", "~", "null", "Null", "NULL"})
 _YAML_FLOAT: Final = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
 _DOT_FLOAT: Final = re.compile(r"\.[0-9_]*([eE][-+]?[0-9][0-9_]*)?")
 _MAX_U64: Final = (1 << 64) - 1
+_MAX_U64_DIGITS: Final = len(str(_MAX_U64))
 _DIGITS_FOR_BASE: Final = {
     2: frozenset("01"),
     8: frozenset("01234567"),
@@ -125,6 +126,10 @@ def _go_parse_uint(text: str, base: int) -> int | None:
     for char in text:
         if char not in digits:
             return None
+    if base == 10 and len(text) > _MAX_U64_DIGITS:
+        # out of uint64 range, as Go says; and int() refuses decimal text over 4300 digits
+        # (sys.get_int_max_str_digits) with a ValueError (no leading zeros here: that is octal)
+        return None
     number = int(text, base)
     return number if number <= _MAX_U64 else None
 

@@ -233,7 +233,7 @@ class AgentProcess:
         return "\n".join(text[-lines:])
 
     def blocked_network(self) -> list[str]:
-        """Non-loopback hosts the child tried to reach (reported by the shim on exit)."""
+        """Non-loopback hosts the child tried to reach (the shim logs each as it happens)."""
         return [
             ln[len(shim.BLOCKED_MARK) :]
             for ln in self.log_text().splitlines()

@@ -25,6 +25,7 @@ from livekit import rtc
 from livekit.protocol.agent_pb import agent_session as agent_pb
 
 from ...load.model import ToolMock
+from ..hooks import HookWatch
 from ..quiet import wait_quiet
 from .tools import turn_tool_mocks
 
@@ -38,22 +39,26 @@ async def _finished(run: Any) -> None:
     await run
 
 
-def _answer(session: Any, token: int, error: str | None = None) -> None:
+def _answer(
+    session: Any, token: int, error: str | None = None, crashes: list[str] | None = None
+) -> None:
     payload = Struct()
-    ParseDict({ANSWER_KEY: token, "error": error or ""}, payload)
+    ParseDict({ANSWER_KEY: token, "error": error or "", "crashes": crashes or []}, payload)
     # the session host forwards debug messages over the session protocol, in order; the
     # base emit, as livekit's own debug messages (kept out of the session's report)
     rtc.EventEmitter.emit(session, "debug_message", agent_pb.DebugMessage(payload=payload))
 
 
-async def _perform(session: Any, greeting: Any, request: dict[str, Any], mocks: list[Any]) -> None:
+async def _perform(
+    session: Any, greeting: Any, request: dict[str, Any], mocks: list[Any], hooks: HookWatch
+) -> None:
     op = request.get("op")
     timeout = float(request.get("timeout", 30.0))
     if op == "quiet":
         if greeting is not None:
             with contextlib.suppress(Exception):  # a failed greeting is the agent's to report
                 await asyncio.wait_for(_finished(greeting), timeout)
-        await wait_quiet(session, timeout)
+        await wait_quiet(session, timeout, stop=hooks.crashed)
     elif op == "say":
         handle = session.say(str(request.get("text", "")))
         await asyncio.wait_for(handle.wait_for_playout(), timeout)
@@ -77,8 +82,9 @@ async def _perform(session: Any, greeting: Any, request: dict[str, Any], mocks: 
         raise ValueError(f"unknown control op {op!r}")
 
 
-async def serve(session: Any, greeting: Any, address: str) -> None:
-    """Answer the parent's requests for ``session`` until the connection ends."""
+async def serve(session: Any, greeting: Any, address: str, hooks: HookWatch) -> None:
+    """Answer the parent's requests for ``session`` until the connection ends; each answer
+    carries the ``on_enter`` crashes seen since the last (``hooks``)."""
     host, _, port = address.rpartition(":")
     reader, writer = await asyncio.open_connection(host, int(port))
     mocks: list[Any] = []
@@ -87,10 +93,10 @@ async def serve(session: Any, greeting: Any, address: str) -> None:
             request = json.loads(line)
             token = int(request.get("token", 0))
             try:
-                await _perform(session, greeting, request, mocks)
+                await _perform(session, greeting, request, mocks, hooks)
             except Exception as e:
-                _answer(session, token, f"{type(e).__name__}: {e}")
+                _answer(session, token, f"{type(e).__name__}: {e}", hooks.failures())
             else:
-                _answer(session, token)
+                _answer(session, token, crashes=hooks.failures())
     finally:
         writer.close()

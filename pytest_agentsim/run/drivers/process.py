@@ -241,6 +241,8 @@ class ProcessDriver(Driver):
     def _on_debug(self, ev: Any) -> None:
         payload = MessageToDict(ev.debug_message.payload)
         token = payload.get(ANSWER_KEY)
+        for text in payload.get("crashes") or ():
+            self.rec.record_crash(str(text))
         if isinstance(token, int | float):
             future = self._answers.get(int(token))
             if future is not None and not future.done():
@@ -345,7 +347,12 @@ class ProcessDriver(Driver):
                 await self._user_turn(turn)
             else:
                 rec.turn += 1
-                if turn.say is not None:
+                if turn.silence is not None:
+                    # the child runs on the wall clock: this costs real seconds
+                    rec.note("note", f"the user says nothing for {turn.silence:g} s")
+                    await asyncio.sleep(turn.silence)
+                    gone = await self.ask("quiet")
+                elif turn.say is not None:
                     gone = await self.ask("say", text=turn.say)
                 else:
                     gone = await self.ask("generate_reply", instructions=turn.generate_reply or "")

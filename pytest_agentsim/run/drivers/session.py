@@ -88,6 +88,8 @@ class SessionDriver(Driver):
         try:
             if turn.user is not None:
                 await sim.run(turn.user)
+            elif turn.silence is not None:
+                await sim.silence(turn.silence)
             elif turn.say is not None:
                 await sim.say(turn.say)
             else:

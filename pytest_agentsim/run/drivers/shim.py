@@ -5,9 +5,9 @@ Run as ``python -m pytest_agentsim.run.drivers.shim <file> --connect-addr HOST:P
 agent file is untouched: ``AgentServer.simulate_job`` is wrapped so the job it launches
 carries ``$AGENTSIM_DISPATCH`` (protojson ``SimulationDispatch``) where the installed
 release reads it, then livekit's own CLI ``main()`` runs. Retry waits are instant unless
-``$AGENTSIM_REAL_TIMING`` is set, non-loopback connections are refused (and listed on
-stderr at exit) unless ``$AGENTSIM_ALLOW_NETWORK`` is set, and the child ends itself if
-its parent (pytest) goes away.
+``$AGENTSIM_REAL_TIMING`` is set, the offline guard is on from before the agent file is
+imported unless ``$AGENTSIM_ALLOW_NETWORK`` is set (each blocked attempt is written to the
+log the moment it is refused), and the child ends itself if its parent (pytest) goes away.
 Never imports pytest.
 """
 
@@ -33,7 +33,8 @@ from livekit.agents.job import get_job_context
 from ...fakes.session import SESSION_CLASS
 from ...fakes.timing import no_backoff
 from ...observe.frames import describe_exception
-from ...transport.offline import block_network
+from ...transport.offline import block_network, register_guarded_child
+from ..hooks import HookWatch
 from .control import serve
 from .dispatch import begin_finalize
 
@@ -48,6 +49,10 @@ CLOSED_MARK = "agentsim-session-closed: "  # the close reason, which the protoco
 FINALIZED_MARK = "agentsim-simulation-end: "  # on_simulation_end's verdict after a close
 ENTRY_FAILED_MARK = "agentsim-entrypoint-raised: "  # the entrypoint's exception
 MARKS = (BLOCKED_MARK, CLOSED_MARK, FINALIZED_MARK, ENTRY_FAILED_MARK)  # for the parent
+
+# this child guards itself (main() below), so a parent's guard lets it start (child.py runs
+# `python -m` this module; __spec__.name is its dotted name, also when run as __main__)
+register_guarded_child(__spec__.name, unless_env=ALLOW_NETWORK_ENV)
 
 
 def install_dispatch(payload: str) -> None:
@@ -154,6 +159,12 @@ def report_close() -> None:
         self.on("close", on_close)
         primary = not started
         started.append(self)
+        hooks = HookWatch()
+        if primary:  # on_enter crashes, reported with the control answers
+            self.on(
+                "conversation_item_added",
+                lambda ev: hooks.saw_handoff(self) if ev.item.type == "agent_handoff" else None,
+            )
         # capture what start() sets going (on_enter: a greeting), as livekit's tests do
         wanted = bool(kwargs.get("capture_run", False))
         if primary:
@@ -169,7 +180,7 @@ def report_close() -> None:
             result = None
         control = os.environ.get(CONTROL_ENV)
         if primary and control:
-            task = asyncio.ensure_future(serve(self, result, control))
+            task = asyncio.ensure_future(serve(self, result, control, hooks))
             pending.add(task)
             task.add_done_callback(pending.discard)
         return result if wanted else None
@@ -213,14 +224,17 @@ def main(argv: list[str]) -> int:
     parent = os.environ.get(PARENT_ENV)
     if parent:
         threading.Thread(target=_watch_parent, args=(int(parent),), daemon=True).start()
-    guard = None
     if not os.environ.get(ALLOW_NETWORK_ENV):
-        guard = block_network().__enter__()
-    try:
-        return livekit_main(["console", *argv])
-    finally:
-        for host in dict.fromkeys(guard.blocked if guard is not None else ()):
-            print(f"{BLOCKED_MARK}{host}", file=sys.stderr, flush=True)
+        # each blocked attempt goes to the log as it happens: a child SIGKILLed at teardown
+        # (past the shutdown grace) never runs an exit handler
+        block_network(on_blocked=_report_blocked).__enter__()
+    return livekit_main(["console", *argv])
+
+
+def _report_blocked(entry: str) -> None:
+    # one write(2) of a whole line, from whichever thread was blocked; the leading newline
+    # ends a partial line another writer (stdout shares the log) may have left
+    os.write(2, f"\n{BLOCKED_MARK}{entry}\n".encode(errors="replace"))
 
 
 if __name__ == "__main__":
