@@ -307,3 +307,29 @@ def test_fallback_after_close_is_not_heard() -> None:
     silent.record_close(Closed())
     with pytest.raises(AgentSimAssertionError, match="went silent"):
         silent.assert_spoken_before_close("temporarily unavailable")
+
+
+def test_a_failing_fault_scenario_shows_the_transcript_not_livekits_retry_logs(
+    pytester: pytest.Pytester, write: Write
+) -> None:
+    """livekit logs every retry of an injected fault and the traceback of the turn it ends;
+    the transcript already shows each one, so they stay out of the captured log."""
+    write("agents.py", AGENTS_PY)
+    scenario(
+        write,
+        "agents:EchoAgent",
+        """
+- user: Hi
+  llm:
+    - fault: quota_exceeded
+  spoken: ["sorry"]
+""",
+    )
+    result = pytester.runpytest("--agentsim")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*fault | llm call 1: quota_exceeded(429 MaxGatewayCredits)*", "*the turn failed*"]
+    )
+    output = result.stdout.str()
+    assert "retrying in" not in output
+    assert "Traceback" not in output

@@ -12,6 +12,7 @@ pytest's captured log; everything else livekit logs stays.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import traceback
 from collections.abc import Callable
@@ -73,10 +74,17 @@ class FaultLogFilter(logging.Filter):
         super().__init__()
         self.texts = texts
         self._logger = logging.getLogger("livekit.agents")
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
             return True
+        try:
+            current = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        if current is not self._loop:
+            return True  # another run's record (a filter left behind must not hide it)
         # livekit's inference client logs each 429 with its request id: one of the fake
         # gateway's answers is always a fault the scenario injected
         if str(getattr(record, "request_id", "")).startswith(REQUEST_ID_PREFIX):
@@ -93,6 +101,10 @@ class FaultLogFilter(logging.Filter):
         return True
 
     def __enter__(self) -> FaultLogFilter:
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
         self._logger.addFilter(self)
         return self
 
