@@ -13,10 +13,12 @@ import their helpers by bare name from their own folder.
 
 from __future__ import annotations
 
+import inspect
 import re
 import shutil
 
 import pytest
+from livekit.agents import AgentTask
 
 from .conftest import DATA, plugin_output
 
@@ -26,6 +28,18 @@ SCENARIOS = DATA / "livekit_scenarios"
 # scenarios per agent file in tests/data/livekit_scenarios/<agent>.yaml
 PASSING = {"frontdesk": 3, "hotel_receptionist": 2, "data_capture_sim": 2}
 PROCESS = ["--agentsim-process"]
+
+# LiveKit's frontdesk and hotel examples are 1.x agents: their sub-tasks pass chat_ctx= to
+# AgentTask, which livekit-agents 2.0 removed (the plugin reports the TypeError at the
+# tool). data_capture_sim runs on both.
+ONE_X_ONLY = pytest.mark.skipif(
+    "chat_ctx" not in inspect.signature(AgentTask.__init__).parameters,
+    reason="LiveKit's example is 1.x code: AgentTask(chat_ctx=...) is gone in livekit-agents 2",
+)
+
+
+def agents(*names: str) -> list[object]:
+    return [pytest.param(n, marks=ONE_X_ONLY) if n != "data_capture_sim" else n for n in names]
 
 
 def project(pytester: pytest.Pytester, *agents: str, wrong: bool = False) -> None:
@@ -41,7 +55,7 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest("--agentsim", "-p", "no:cacheprovider", *args)
 
 
-@pytest.mark.parametrize("agent", sorted(PASSING))
+@pytest.mark.parametrize("agent", agents(*sorted(PASSING)))
 def test_example_agent_passes_unchanged_in_entrypoint_and_process_mode(
     pytester: pytest.Pytester, agent: str
 ) -> None:
@@ -82,6 +96,7 @@ def test_data_capture_agent_class_passes_the_same_yaml_in_agent_mode(
     result.assert_outcomes(passed=2)
 
 
+@ONE_X_ONLY
 @pytest.mark.parametrize(
     "order",
     [
@@ -137,7 +152,7 @@ WRONG = {
 
 
 @pytest.mark.parametrize("mode", ["entrypoint", "process"])
-@pytest.mark.parametrize("agent", sorted(WRONG))
+@pytest.mark.parametrize("agent", agents(*sorted(WRONG)))
 def test_wrong_scenarios_fail_at_their_yaml_line(
     pytester: pytest.Pytester, agent: str, mode: str
 ) -> None:
@@ -192,6 +207,7 @@ def test_missing_dependency_of_the_agent_is_named_at_its_import_line(
     )
 
 
+@ONE_X_ONLY
 def test_frontdesk_idle_nudges_run_on_the_virtual_clock(pytester: pytest.Pytester) -> None:
     """`silence:` turns: frontdesk's user_away_timeout and its 10-second nudge loop run on
     the virtual clock (25 s of silence in an instant); a nudge that the YAML does not
