@@ -676,3 +676,42 @@ def test_snapshot_parity_with_late_fallback_and_close(
     assert "We are open 9 to 5." in before
     run(pytester, "--agentsim-process").assert_outcomes(passed=2)
     assert stored.read_text(encoding="utf-8") == before
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for its new parent to reap it is not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="processes are found through /proc")
+def test_a_process_the_agent_detached_ends_with_its_scenario(
+    pytester: pytest.Pytester, write: Write
+) -> None:
+    # a tool that starts a helper in a session of its own: it leaves the agent's process
+    # group, so killing the group alone would leave it running after the test
+    spawn = '''
+    @function_tool
+    async def lookup(self, context: RunContext, city: str) -> str:
+        """Look up the weather."""
+        import pathlib, subprocess
+        helper = subprocess.Popen(["sleep", "300"], start_new_session=True)
+        pathlib.Path("helper.pid").write_text(str(helper.pid))
+        return f"sunny in {city}"
+'''
+    agent = re.sub(
+        r"\n    @function_tool\n.*?return f\"sunny in \{city\}\"\n", spawn, SERVER_PY, flags=re.S
+    )
+    assert "start_new_session" in agent
+    project(write, agent=agent)
+    # a real helper process is a child process the offline guard refuses: allowed here
+    result = run(pytester, "-k", "Looks", "--agentsim-allow-network")
+    assert outcomes(result) == {"Looks up the weather": "PASSED"}
+    pid = int((pytester.path / "helper.pid").read_text())
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid)

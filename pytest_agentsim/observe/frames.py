@@ -10,9 +10,17 @@ from __future__ import annotations
 import contextlib
 import sysconfig
 import traceback
+import types
 from pathlib import Path
 
-__all__ = ["describe_error", "describe_exception", "user_traceback"]
+__all__ = [
+    "code_location",
+    "describe_error",
+    "describe_exception",
+    "innermost",
+    "user_frame",
+    "user_traceback",
+]
 
 _LIBRARY_DIRS = tuple(
     {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
@@ -32,6 +40,30 @@ def _display_path(filename: str) -> str:
     with contextlib.suppress(ValueError):
         return str(Path(filename).resolve().relative_to(Path.cwd()))
     return filename
+
+
+def user_frame(frame: types.FrameType | None) -> str | None:
+    """``file.py:12 in func`` of the innermost frame of the agent's code on a stack (from
+    ``frame`` outward), or None."""
+    while frame is not None:
+        code = frame.f_code
+        if _is_user_frame(code.co_filename):
+            return f"{_display_path(code.co_filename)}:{frame.f_lineno} in {code.co_name}"
+        frame = frame.f_back
+    return None
+
+
+def innermost(tb: types.TracebackType | None) -> types.FrameType | None:
+    """The frame a traceback was raised in."""
+    frame = None
+    while tb is not None:
+        frame, tb = tb.tb_frame, tb.tb_next
+    return frame
+
+
+def code_location(code: types.CodeType) -> str:
+    """``file.py:12 in func`` where a function is defined."""
+    return f"{_display_path(code.co_filename)}:{code.co_firstlineno} in {code.co_name}"
 
 
 def describe_exception(exc: BaseException) -> str:

@@ -241,10 +241,16 @@ class ScenarioItem(pytest.Function):
                 else self._resolve(request, engine.resolve_target, env=s.config.env)
             )
             with self._intent_judge(judging) as judge:
-                # in-process modes run on the virtual clock (a child process has its own)
-                virtual = not (resolved.process or resolved.real_timing)
-                loop = engine.VirtualClockLoop if virtual else asyncio.new_event_loop
-                run = run_blocking(engine.run_scenario(s, target, resolved, judge=judge), loop)
+                play = engine.run_scenario(s, target, resolved, judge=judge)
+                if resolved.process:  # the agent's misdeeds stay in its own process
+                    run = run_blocking(play)
+                else:  # in-process: on the virtual clock, contained (run/contain.py)
+                    loop = (
+                        asyncio.new_event_loop if resolved.real_timing else engine.VirtualClockLoop
+                    )
+                    run = engine.run_contained(
+                        play, loop, timeout=resolved.timeout, name=self.nodeid
+                    )
         self._keep(run)
         blocked = [*(guard.blocked if guard is not None else ()), *run.blocked]
         if blocked:
@@ -345,7 +351,12 @@ class ScenarioItem(pytest.Function):
         guard = engine.block_network() if offline else None
         with self._guarded(guard):
             target = self._resolve(request, engine.resolve_target, env=s.config.env)
-            run, verdict = run_blocking(engine.run_simulation(s, target, sim_settings))
+            run, verdict = engine.run_contained(
+                engine.run_simulation(s, target, sim_settings),
+                asyncio.new_event_loop,
+                timeout=sim_settings.overall,
+                name=self.nodeid,
+            )
         if verdict is not None:
             self.user_properties.append(("judge_verdict", "pass" if verdict.passed else "fail"))
             self.user_properties.append(("judge_reason", verdict.reason))

@@ -21,6 +21,7 @@ from ..load.model import Judge, Scenario
 from ..transport import InferenceGateway, NetworkGuard, block_network
 from ..transport.offline import late_attempts
 from .cassette import cassette_path
+from .contain import run_contained
 from .drivers.base import Driver
 from .drivers.entrypoint import EntrypointDriver
 from .drivers.process import ProcessDriver
@@ -54,6 +55,7 @@ __all__ = [
     "no_backoff",
     "open_intent_judge",
     "resolve_target",
+    "run_contained",
     "run_scenario",
     "run_simulation",
 ]

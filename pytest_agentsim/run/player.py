@@ -20,6 +20,7 @@ from ..errors import ScenarioError, ScenarioFailure
 from ..load.model import Judge, ModelStep, Scenario, Turn
 from ..observe.record import Recorder
 from ..observe.timeline import TimelineEntry
+from . import contain
 from .captures import MissingCapture, substitute
 from .checks import (
     check_closed,
@@ -84,6 +85,7 @@ class TurnPlayer:
     # -- the run -------------------------------------------------------------------------
     async def run(self) -> ScenarioRun:
         """Play the scenario; raises ScenarioFailure (or ScenarioError) on failure."""
+        contain.on_failure(lambda reason: self.fail(reason, self.rec.line))
         try:
             try:
                 if self.driver.bounded():

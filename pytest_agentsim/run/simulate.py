@@ -86,6 +86,11 @@ class SimulationSettings:
     model_base_url: str | None = None  # recording: every model request goes here
     timeout: float = 30.0  # per agent reply / model request
 
+    @property
+    def overall(self) -> float:
+        """Seconds the whole simulated conversation may take."""
+        return self.timeout * (self.max_turns + 2)
+
 
 class _ChatClient:
     """A tiny OpenAI chat-completions client (non-streaming), through the proxy."""
@@ -338,7 +343,7 @@ async def run_simulation(
     )
     sim = _Simulation(scenario, target, settings)
     sim.proxy = proxy
-    overall = settings.timeout * (settings.max_turns + 2)
+    overall = settings.overall
     failed = True
     await proxy.start()
     try:

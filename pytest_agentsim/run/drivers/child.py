@@ -29,6 +29,7 @@ from livekit.agents.voice.remote_session import RemoteSession, TcpSessionTranspo
 from livekit.protocol.agent_pb import agent_session as agent_pb
 
 from . import shim
+from .reaper import TOKEN_ENV, new_token, reap
 from .speaker import RemoteSpeaker
 
 __all__ = ["CONNECT_TIMEOUT", "LOG_TAIL_LINES", "AgentProcess", "ChildFailed"]
@@ -87,6 +88,7 @@ class AgentProcess:
             prefix="agentsim-child-", suffix=".log", delete=False
         )
         self.log_path = Path(self._log.name)
+        self.token = new_token()  # marks everything the agent process starts (reaper.py)
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self, connect_timeout: float = CONNECT_TIMEOUT) -> RemoteSession:
@@ -106,6 +108,7 @@ class AgentProcess:
         env[shim.DISPATCH_ENV] = self.dispatch
         env[shim.PARENT_ENV] = str(os.getpid())
         env[shim.LOG_ENV] = str(self.log_path)
+        env[TOKEN_ENV] = self.token
         env.pop(shim.REAL_TIMING_ENV, None)
         env.pop(shim.ALLOW_NETWORK_ENV, None)
         if self.real_timing:
@@ -199,6 +202,7 @@ class AgentProcess:
             # anything left in the child's group (it leads its own session) goes now
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
+            reap(self.token)  # and what left the group (start_new_session=True)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
         server, self._server = self._server, None

@@ -37,6 +37,7 @@ from ...transport.offline import block_network, register_guarded_child
 from ..hooks import HookWatch
 from .control import serve
 from .dispatch import begin_finalize
+from .reaper import TOKEN_ENV, reap
 
 DISPATCH_ENV = "AGENTSIM_DISPATCH"
 PARENT_ENV = "AGENTSIM_PARENT_PID"
@@ -211,6 +212,9 @@ def _watch_parent(pid: int) -> None:
             if log:  # nobody is left to report it
                 with contextlib.suppress(OSError):
                     os.unlink(log)
+            token = os.environ.get(TOKEN_ENV)
+            if token:  # what the agent started outside this group
+                reap(token)
             os.killpg(os.getpgid(0), signal.SIGKILL)
 
 
