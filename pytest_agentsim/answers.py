@@ -40,6 +40,7 @@ class LLMAnswer:
     text: str | None = None
     tool_calls: tuple[ToolCall, ...] = ()
     chunks: tuple[str, ...] | None = None
+    ttft: float | None = None  # seconds before the first token (voice time, SPEC §10)
 
     def text_chunks(self) -> tuple[str, ...]:
         if self.chunks is not None:

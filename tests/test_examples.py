@@ -16,7 +16,7 @@ def _copy(pytester: pytest.Pytester, name: str) -> None:
     )
 
 
-@pytest.mark.parametrize("name", ["clinic", "quota", "hotel"])
+@pytest.mark.parametrize("name", ["clinic", "quota", "hotel", "concierge"])
 def test_example_scenarios_pass(pytester: pytest.Pytester, name: str) -> None:
     _copy(pytester, name)
     result = pytester.runpytest("--agentsim", name)
@@ -37,6 +37,15 @@ def test_example_scenarios_pass(pytester: pytest.Pytester, name: str) -> None:
             ],
         ),
         ("quota", 1, ["*the user heard more than `spoken` lists*"]),
+        (
+            "concierge",
+            1,
+            [
+                "*the agent started speaking 3.4 s after the user's turn, over its latency "
+                "budget (within: 2 s)*",
+                "*at failing_demo.yaml:13*",
+            ],
+        ),
     ],
 )
 def test_failing_demos_fail_readably(

@@ -8,6 +8,7 @@ again.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -232,6 +233,8 @@ class FakeLLMStream(llm.LLMStream):
                 self._send_text(request_id, partial_chunk_text(i))
             raise answer.to_exception()
 
+        if answer.ttft:  # the provider's time to first token (on the virtual clock)
+            await asyncio.sleep(answer.ttft)
         for chunk in answer.text_chunks():
             self._send_text(request_id, chunk)
         if answer.tool_calls and self.tool_choice == "none":

@@ -9,6 +9,7 @@ loop.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from livekit import rtc
@@ -56,6 +57,8 @@ class FakeTTS(tts.TTS[Any], Observable):
         self._init_observers()
         self._model = model
         self.seconds_per_char = seconds_per_char
+        self.ttfb = 0.0
+        """Seconds before each synthesis's first audio (voice time, SPEC §10 ``tts_ttfb``)."""
         self.script: CallScript[TTSAnswer] = CallScript()
         self.calls: list[str] = []
         """The text of every synthesis attempt, in order (retries included)."""
@@ -106,6 +109,10 @@ class FakeTTS(tts.TTS[Any], Observable):
         return FakeSynthesizeStream(tts=self, conn_options=conn_options)
 
     # -- used by the streams ---------------------------------------------------------------
+    async def first_byte(self) -> None:
+        if self.ttfb:
+            await asyncio.sleep(self.ttfb)
+
     def _synthesize_into(self, text: str, emitter: tts.AudioEmitter, *, streaming: bool) -> None:
         """One synthesis call: record it, apply the script, push the audio or raise."""
         self.calls.append(text)
@@ -161,6 +168,7 @@ class FakeChunkedStream(tts.ChunkedStream):
             mime_type="audio/pcm",
         )
         if self._input_text.strip():
+            await self._fake.first_byte()
             self._fake._synthesize_into(self._input_text, output_emitter, streaming=False)
 
     async def __anext__(self) -> tts.SynthesizedAudio:
@@ -189,10 +197,12 @@ class FakeSynthesizeStream(tts.SynthesizeStream):
             # pushed audio when the pushed text is not blank)
             if text.strip():
                 self._mark_started()
+                await self._fake.first_byte()
                 self._fake._synthesize_into(text, output_emitter, streaming=True)
             text = ""
         if text.strip():
             self._mark_started()
+            await self._fake.first_byte()
             self._fake._synthesize_into(text, output_emitter, streaming=True)
 
     async def __anext__(self) -> tts.SynthesizedAudio:

@@ -31,7 +31,7 @@ from .nodes import (
     text_of,
     value_of,
 )
-from .turns import parse_greeting, parse_session_end, parse_turn
+from .turns import parse_greeting, parse_session_end, parse_timing, parse_turn
 
 BLOCK_KEYS_FILE = (
     "agent",
@@ -46,6 +46,7 @@ BLOCK_KEYS_FILE = (
     "session_end",
     "session",
     "env",
+    "timing",
 )
 BLOCK_KEYS_SCENARIO = (*BLOCK_KEYS_FILE, "turns", "skip")
 SESSION_KEYS = ("userdata", "state", "deps")  # state/deps: livekit-agents 2 sessions
@@ -143,6 +144,8 @@ def parse_agentsim_block(
             cfg["session"], cfg["session_line"] = _session(ctx, vnode), line_of(vnode)
         elif key == "env":
             cfg["env"] = _env(ctx, vnode)
+        elif key == "timing":
+            cfg["timing"], cfg["timing_line"] = parse_timing(ctx, vnode), line_of(vnode)
         del knode
     return AgentsimConfig(**cfg)
 

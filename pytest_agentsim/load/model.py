@@ -170,6 +170,8 @@ class Turn:
     say: str | None = None
     generate_reply: str | None = None
     silence: float | None = None  # the user says nothing for that long (virtual seconds)
+    pause: float | None = None  # the user waits that long after the agent finished
+    within: float | None = None  # latency budget: the agent starts speaking within it
     llm: tuple[ModelStep, ...] = ()
     tts: tuple[ModelStep, ...] = ()
     tools: tuple[ToolMock, ...] = ()
@@ -207,6 +209,23 @@ class Turn:
 
 
 @dataclasses.dataclass(frozen=True)
+class Timing:
+    """``timing:`` provider delays on the scenario's clock (SPEC §10); None: not set here."""
+
+    llm_ttft: float | None = None
+    tts_ttfb: float | None = None
+
+    def over(self, base: Timing | None) -> Timing:
+        """These values, with ``base``'s where these are not set."""
+        if base is None:
+            return self
+        return Timing(
+            llm_ttft=self.llm_ttft if self.llm_ttft is not None else base.llm_ttft,
+            tts_ttfb=self.tts_ttfb if self.tts_ttfb is not None else base.tts_ttfb,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
 class SessionEnd:
     """``session_end:``: answers for the model calls made after the call (models built in
     ``on_session_end`` or shutdown callbacks, e.g. an ``evals.JudgeGroup``)."""
@@ -241,6 +260,8 @@ class AgentsimConfig:
     session: dict[str, Any] | None = None  # AgentSession arguments for Agent targets
     session_line: int | None = None
     env: dict[str, str | None] | None = None  # set (None: unset) while importing and running
+    timing: Timing | None = None
+    timing_line: int | None = None
     line: int | None = None
 
 
@@ -258,6 +279,10 @@ def merge_configs(base: AgentsimConfig, override: AgentsimConfig) -> AgentsimCon
     values["snapshot_mask"] = base.snapshot_mask + override.snapshot_mask
     if base.env is not None and override.env is not None:
         values["env"] = {**base.env, **override.env}
+    if override.timing is not None:
+        values["timing"] = override.timing.over(base.timing)
+    else:
+        values["timing_line"] = base.timing_line
     values["line"] = override.line if override.line is not None else base.line
     return AgentsimConfig(**values)
 

@@ -12,7 +12,7 @@ import yaml
 from ..answers import LLMAnswer, ToolCall
 from .expect import parse_closed, parse_event, parse_spoken, parse_text_matcher
 from .faultspec import parse_fault_spec
-from .model import ModelStep, SessionEnd, ToolMock, Turn
+from .model import ModelStep, SessionEnd, Timing, ToolMock, Turn
 from .nodes import (
     Ctx,
     as_mapping,
@@ -27,15 +27,26 @@ from .nodes import (
     value_of,
 )
 
-__all__ = ["STEP_KEYS", "TURN_KEYS", "parse_greeting", "parse_session_end", "parse_turn"]
+__all__ = [
+    "STEP_KEYS",
+    "TURN_KEYS",
+    "parse_greeting",
+    "parse_session_end",
+    "parse_timing",
+    "parse_turn",
+]
 
 MAX_REPEAT = 1000
 """More repeats than any agent makes model calls in one step (keeps a typo cheap)."""
 
 STEP_KEYS = ("llm", "tts", "tools", "expect", "spoken", "closed")
 STARTERS = ("user", "say", "generate_reply", "silence")
-TURN_KEYS = (*STARTERS, *STEP_KEYS, "output", "input_required")
+USER_TURN_KEYS = ("output", "input_required", "pause", "within")  # only with `user:`
+TURN_KEYS = (*STARTERS, *STEP_KEYS, *USER_TURN_KEYS)
 MAX_SILENCE = 3600.0  # an hour of saying nothing: more is a typo
+MAX_DELAY = 600.0  # a provider delay of ten minutes is a typo
+TIMING_KEYS = ("llm_ttft", "tts_ttfb", "stt_delay", "words_per_minute")
+_SPOKEN_TURN_TIMING = ("stt_delay", "words_per_minute")  # for spoken user turns (not built)
 
 
 def parse_turn(ctx: Ctx, index: int, node: yaml.Node) -> Turn:
@@ -52,15 +63,22 @@ def parse_turn(ctx: Ctx, index: int, node: yaml.Node) -> Turn:
             "the first turn goes in `agentsim: {greeting: {...}}`)",
         )
     t: dict[str, Any] = {"index": index, "line": line_of(node)}
-    for key in ("output", "input_required"):
+    for key in USER_TURN_KEYS:
         if key in keys:
             if "user" not in keys:
+                what = {
+                    "pause": "is how long the user waits before speaking",
+                    "within": "is the latency budget of the reply to what the user says",
+                }.get(key, "checks the RunResult of a user turn")
                 raise ctx.error(
                     keys[key][0],
-                    f"`{key}` checks the RunResult of a user turn; turn {index + 1} has none",
+                    f"`{key}` {what}; turn {index + 1} has no `user:`",
                     f"move `{key}` to the `user:` turn it belongs to",
                 )
-            t[key] = parse_text_matcher(ctx, keys[key][1], key)
+            if key in ("pause", "within"):
+                t[key] = _seconds(ctx, keys[key][1], key, MAX_SILENCE)
+            else:
+                t[key] = parse_text_matcher(ctx, keys[key][1], key)
     for key in starters:
         vnode = keys[key][1]
         if key == "silence":
@@ -174,7 +192,7 @@ def _model_steps(ctx: Ctx, node: yaml.Node, resource: str) -> list[ModelStep]:
         raise ctx.error(
             node, f"a {resource} step can only script a fault", "write it as {fault: server_error}"
         )
-    keys = check_keys(ctx, m, ("say", "tool_calls", "chunks", "times", "fault"), "llm step")
+    keys = check_keys(ctx, m, ("say", "tool_calls", "chunks", "times", "fault", "ttft"), "llm step")
     times = 1
     if "times" in keys:
         tnode = keys["times"][1]
@@ -220,7 +238,8 @@ def _model_steps(ctx: Ctx, node: yaml.Node, resource: str) -> list[ModelStep]:
         raise ctx.error(
             node, "an llm step needs `say`, `tool_calls` or `fault`", "e.g. - say: 'Hello!'"
         )
-    answer = LLMAnswer(text=text, tool_calls=calls, chunks=chunks)
+    ttft = _seconds(ctx, keys["ttft"][1], "ttft", MAX_DELAY) if "ttft" in keys else None
+    answer = LLMAnswer(text=text, tool_calls=calls, chunks=chunks, ttft=ttft)
     # one step per call: each is its own entry in the answer queue (and in leftovers)
     return [ModelStep(answer=answer, fault=None, line=line_of(node)) for _ in range(times)]
 
@@ -257,3 +276,24 @@ def _tool_mock(ctx: Ctx, key: yaml.ScalarNode, node: yaml.Node) -> ToolMock:
                 line=line_of(key),
             )
     return ToolMock(name=key.value, value=jsonable(value_of(ctx, node)), line=line_of(key))
+
+
+def parse_timing(ctx: Ctx, node: yaml.Node) -> Timing:
+    """``timing:``: provider delays, in seconds on the scenario's clock."""
+    m = as_mapping(ctx, node, "agentsim.timing", "timing: {llm_ttft: 0.6, tts_ttfb: 0.2}")
+    keys = check_keys(ctx, m, TIMING_KEYS, "agentsim.timing")
+    for key in _SPOKEN_TURN_TIMING:
+        if key in keys:
+            raise ctx.error(
+                keys[key][0],
+                f"timing.{key} shapes spoken user turns (user speech in `mode: audio`), which "
+                "this version does not play: user turns are text",
+                f"remove `{key}`; llm_ttft and tts_ttfb apply",
+            )
+    return Timing(
+        **{
+            key: _seconds(ctx, keys[key][1], f"timing.{key}", MAX_DELAY)
+            for key in ("llm_ttft", "tts_ttfb")
+            if key in keys
+        }
+    )

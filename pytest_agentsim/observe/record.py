@@ -64,6 +64,7 @@ class Recorder:
         # the texts of injected faults (their messages, as livekit's logs quote them)
         self.fault_texts: set[str] = set()
         self.crashes: list[TimelineEntry] = []  # agent hooks that raised (on_enter)
+        self.speaking_at: list[float] = []  # loop time of each "speaking" agent state
 
     # -- writing ---------------------------------------------------------------------
     def set_line(self, line: int | None) -> None:
@@ -78,6 +79,12 @@ class Recorder:
         )
         self.timeline.append(entry)
         return entry
+
+    def record_state(self, ev: Any) -> None:
+        """The agent's state changed; when it starts speaking (its first audio, or its first
+        text in text mode), the loop's time is kept for latency budgets (``within:``)."""
+        if getattr(ev, "new_state", None) == "speaking":
+            self.speaking_at.append(asyncio.get_running_loop().time())
 
     def record_fault(self, resource: str, call: int, fault: Fault, where: str = "") -> None:
         """A model call failed with a fault the scenario injected."""

@@ -81,6 +81,7 @@ class AgentSim(Recorder):
                 stt=self.fake_stt.script,
                 unscripted=served.unscripted,
                 served=served.served,
+                set_tts_ttfb=self._set_tts_ttfb,
             )
         else:
             self.scripts = Scripts(
@@ -89,7 +90,11 @@ class AgentSim(Recorder):
                 stt=self.fake_stt.script,
                 unscripted=self._fake_unscripted,
                 served=self._fake_served,
+                set_tts_ttfb=self._set_tts_ttfb,
             )
+
+    def _set_tts_ttfb(self, seconds: float) -> None:
+        self.fake_tts.ttfb = seconds
 
     def _fake_unscripted(self) -> list[str]:
         return [*self.fake_llm.unscripted, *self.fake_llm.misscripted]
@@ -165,6 +170,7 @@ class AgentSim(Recorder):
         session.on("tool_execution_updated", listener(self.record_tool_update))
         session.on("error", listener(self.record_error))
         session.on("close", listener(self.record_close))
+        session.on("agent_state_changed", listener(self.record_state))
         if self._tool_errors is None:
             self._tool_errors = ToolErrorLog(self.record_tool_error).__enter__()
             self._fault_logs = FaultLogFilter(lambda: self.fault_texts).__enter__()

@@ -16,6 +16,7 @@ import asyncio
 import dataclasses
 from typing import Any
 
+from ..answers import LLMAnswer
 from ..errors import ScenarioError, ScenarioFailure
 from ..load.model import Judge, ModelStep, Scenario, Turn
 from ..observe.record import Recorder
@@ -107,13 +108,16 @@ class TurnPlayer:
 
     async def _bounded(self, play: Any) -> None:
         timeout = self.settings.timeout
+        # the user's scripted silences and pauses are not the agent's time
+        scripted = sum((t.silence or 0) + (t.pause or 0) for t in self.scenario.config.turns or ())
         try:
-            await asyncio.wait_for(play, timeout=timeout)
+            await asyncio.wait_for(play, timeout=timeout + scripted)
         except asyncio.TimeoutError:
             for call in self.driver.pending():
                 self.rec.note("note", f"tool call still running: {call}")
+            plus = f", plus {scripted:g}s of the user's scripted silence" if scripted else ""
             raise self.fail(
-                f"the scenario did not finish within {timeout:g}s (agentsim.timeout)",
+                f"the scenario did not finish within {timeout:g}s (agentsim.timeout{plus})",
                 self.rec.line,
             ) from None
 
@@ -129,6 +133,9 @@ class TurnPlayer:
                 raise problem
             self._check_session_end_applies()
             self.queue_scenario_faults()
+            timing = cfg.timing
+            if timing is not None and timing.tts_ttfb is not None:
+                self.driver.scripts.set_tts_ttfb(timing.tts_ttfb)
             # the greeting's model calls come during start: its answers are queued first;
             # without a greeting block, turn 1's first answers serve them (SPEC §9)
             first = cfg.greeting or (turns[0] if turns else None)
@@ -190,6 +197,9 @@ class TurnPlayer:
                         f"write $${{{e.name}}} for the literal text)",
                         line=step.line,
                     ) from None
+                ttft = self.scenario.config.timing and self.scenario.config.timing.llm_ttft
+                if ttft and isinstance(answer, LLMAnswer) and answer.ttft is None:
+                    answer = dataclasses.replace(answer, ttft=ttft)
                 script.add(answer)
                 self.lines.add(answer, step.line, where)
 
@@ -225,11 +235,35 @@ class TurnPlayer:
             )
         if queue:
             self.queue(turn)
+        if turn.pause is not None:  # the caller takes a moment before answering
+            rec.note("note", f"the user waits {turn.pause:g} s")
+            await asyncio.sleep(turn.pause)
+        asked_at, spoke = asyncio.get_running_loop().time(), len(rec.speaking_at)
         with self.driver.tool_mocks(turn.tools):
             await self.driver.play(turn)
         must_close = turn.closed is not None and turn.closed.closed
         await self.driver.settle(spoken=len(turn.spoken or ()), close=must_close)
+        if turn.within is not None:
+            self.check_within(turn, turn.within, rec.speaking_at[spoke:], asked_at)
         self.check_step(turn)
+
+    def check_within(self, turn: Turn, budget: float, starts: list[float], asked: float) -> None:
+        """``within:``: the agent's first audio (first text in text mode) came within
+        ``budget`` seconds of the end of the user's turn, on the scenario's clock."""
+        if not starts:
+            raise StepFailed(
+                f"{turn.label}: the agent never started speaking (within: {budget:g} s)",
+                line=turn.line,
+            )
+        latency = starts[0] - asked
+        entry = self.rec.note("note", f"the agent started speaking after {latency:.3g} s")
+        if latency > budget + 1e-9:
+            raise StepFailed(
+                f"{turn.label}: the agent started speaking {latency:.3g} s after the user's "
+                f"turn, over its latency budget (within: {budget:g} s)",
+                line=turn.line,
+                entry=entry,
+            )
 
     def check_crashes(self, label: str, line: int | None) -> None:
         """An agent hook that raised during the step (livekit only logs it)."""

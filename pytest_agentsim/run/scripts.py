@@ -30,6 +30,8 @@ class Scripts:
     """Model calls that found nothing scripted, or could not use what was (in order)."""
     served: Callable[[], list[Served]]
     """Answers served so far, with the tools offered on each call (in order)."""
+    set_tts_ttfb: Callable[[float], None] = lambda seconds: None
+    """Sets the TTS's time to first audio (``timing: {tts_ttfb}``)."""
 
     def of(self, resource: str) -> CallScript[Any]:
         script: CallScript[Any] = getattr(self, resource)
@@ -53,4 +55,5 @@ def gateway_scripts(gateway: InferenceGateway, rec: Recorder) -> Scripts:
         stt=gateway.stt,
         unscripted=lambda: list(gateway.unscripted),
         served=lambda: list(gateway.served),
+        set_tts_ttfb=lambda seconds: setattr(gateway, "tts_ttfb", seconds),
     )

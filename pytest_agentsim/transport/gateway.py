@@ -472,6 +472,8 @@ class InferenceGateway(SpeechSockets):
         return await self._serve_http(request, wire.models_reply(self.model_ids))
 
     async def _serve_http(self, request: web.Request, reply: wire.HTTPReply) -> web.StreamResponse:
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
         if reply.error == "timeout":
             await hold(request, self._closing)
             return web.Response(status=504)

@@ -101,6 +101,7 @@ class SpeechSockets:
     _drop_retry: dict[str, float]
     _ws_count: int
     _tts_seconds_per_char: float
+    tts_ttfb: float = 0.0  # seconds before each synthesis's first audio (SPEC §10)
     _stt_endpoint_silence: float
     record_request: Callable[..., Any]
 
@@ -195,6 +196,8 @@ class SpeechSockets:
     ) -> bool:
         """Answer one synthesis; False when the connection was dropped."""
         self.synthesized.append(text)
+        if self.tts_ttfb:
+            await asyncio.sleep(self.tts_ttfb)
         answer = draw(self.tts)
         fault = answer if isinstance(answer, Fault) else None
         if fault is not None and fault.kind == "timeout":

@@ -83,6 +83,7 @@ class HTTPReply:
     events: tuple[bytes, ...] = ()
     error: TransportError | None = None
     error_message: str = ""
+    delay: float = 0.0  # seconds before the response starts (an answer's ttft)
 
     @property
     def streamed(self) -> bool:
@@ -184,6 +185,7 @@ def chat_completion_reply(
         return HTTPReply(
             headers={**headers, "content-type": "application/json"},
             body=json.dumps(body).encode(),
+            delay=answer.ttft or 0.0,
         )
 
     events = [_chunk(cid, model, {"role": "assistant", "content": "", "refusal": None}, None)]
@@ -219,6 +221,7 @@ def chat_completion_reply(
     return HTTPReply(
         headers={**headers, "content-type": "text/event-stream; charset=utf-8"},
         events=tuple(events),
+        delay=answer.ttft or 0.0,
     )
 
 

@@ -98,6 +98,18 @@ class ProcessDriver(Driver):
 
     def unsupported(self, scenario: Scenario) -> ScenarioError | None:
         cfg = scenario.config
+        timed = [(t.line, "within") for t in cfg.turns or () if t.within is not None]
+        if cfg.timing is not None:
+            timed.insert(0, (cfg.timing_line, "timing"))
+        if timed:
+            return ScenarioError(
+                f"`{timed[0][1]}` is measured on the virtual clock, and in process mode the "
+                "agent runs on the wall clock in its own process",
+                path=scenario.path,
+                line=timed[0][0],
+                fix="run this scenario in entrypoint mode (without `process: true`); "
+                "`pause:` and `silence:` work in process mode too",
+            )
         if self.settings.mode == "audio":
             return None
         problems = [

@@ -1,0 +1,202 @@
+"""Voice time on the virtual clock: provider delays (`timing:`, `ttft:`), the user's
+`pause:` and latency budgets (`within:`), measured the same on every run and costing no
+wall time."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+Write = Callable[[str, str], Path]
+
+AGENT = '''
+import asyncio
+
+from livekit.agents import Agent, AgentServer, AgentSession, JobContext, RunContext
+from livekit.agents import function_tool, inference
+
+
+class Desk(Agent):
+    def __init__(self) -> None:
+        super().__init__(instructions="You are a front desk.")
+
+    @function_tool
+    async def lookup(self, context: RunContext) -> str:
+        """A slow back-office lookup."""
+        await asyncio.sleep(20)
+        return "found it"
+
+
+server = AgentServer()
+
+
+@server.rtc_session()
+async def entrypoint(ctx: JobContext) -> None:
+    session = AgentSession(
+        llm=inference.LLM("openai/gpt-4.1-mini"), tts=inference.TTS("cartesia/sonic-2")
+    )
+    await session.start(agent=Desk(), room=ctx.room)
+'''
+
+SCENARIOS = """
+name: Budgets
+agentsim:
+  agent: {agent}
+  timing: {{llm_ttft: 0.6, tts_ttfb: 0.25}}
+scenarios:
+  - label: text
+    agentsim:
+      turns:
+        - user: hi
+          within: 0.6
+          llm: [Hello]
+        - user: and now?
+          within: 0.59
+          llm: [Still here]
+  - label: own ttft
+    agentsim:
+      turns:
+        - user: hi
+          within: 1
+          llm: [{{say: Hello, ttft: 1.5}}]
+  - label: audio adds the tts
+    agentsim:
+      mode: audio
+      turns:
+        - user: hi
+          within: 0.85
+          llm: [Hello]
+        - user: again
+          within: 0.8
+          llm: [Hello again]
+  - label: slow tool
+    agentsim:
+      turns:
+        - user: find it
+          pause: 120
+          within: 5
+          llm:
+            - tool_calls: [{{name: lookup}}]
+            - {{say: Found it., ttft: 0.2}}
+  - label: never speaks
+    agentsim:
+      turns:
+        - user: hi
+          within: 1
+          llm: [{{tool_calls: [{{name: lookup}}]}}, {{say: ''}}]
+"""
+
+
+def _failures(result: pytest.RunResult) -> dict[str, str]:
+    out = {}
+    for line in result.outlines:
+        m = re.match(r"^FAILED scenarios\.yaml::(.+?) - (.*)$", line)
+        if m:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+@pytest.mark.parametrize("agent", ["agent:Desk", "agent.py"], ids=["Agent", "entrypoint"])
+def test_latency_budgets_on_the_virtual_clock(
+    pytester: pytest.Pytester, write: Write, agent: str
+) -> None:
+    write("agent.py", AGENT)
+    write("scenarios.yaml", SCENARIOS.format(agent=agent))
+    start = time.perf_counter()
+    result = pytester.runpytest("--agentsim", "-rA", "-p", "no:cacheprovider")
+    elapsed = time.perf_counter() - start
+    result.assert_outcomes(passed=0, failed=5)
+    text = result.stdout.str()
+    # text mode: the first text after the model's 0.6 s; the second turn's budget is 0.59
+    result.stdout.fnmatch_lines_random(
+        [
+            "*turn 2: the agent started speaking 0.6 s after the user's turn, over its "
+            "latency budget (within: 0.59 s)*",
+            "*turn 1: the agent started speaking 1.5 s after the user's turn, over its "
+            "latency budget (within: 1 s)*",
+            # audio: the first audio also waits for the TTS's 0.25 s
+            "*turn 2: the agent started speaking 0.85 s after the user's turn, over its "
+            "latency budget (within: 0.8 s)*",
+            # 0.6 to the tool call + 20 s of lookup + 0.2 to the answer
+            "*turn 1: the agent started speaking 20.8 s after the user's turn, over its "
+            "latency budget (within: 5 s)*",
+            "*turn 1: the agent never started speaking (within: 1 s)*",
+        ]
+    )
+    # the first turns passed their budgets (the failures are all in later turns or alone)
+    assert "the agent started speaking after 0.6 s" in text
+    assert "the agent started speaking after 0.85 s" in text
+    assert "the user waits 120 s" in text
+    # two minutes of pause and 20 s of lookup cost no wall time
+    assert elapsed < 60, elapsed
+
+
+def test_the_same_figures_on_every_run(pytester: pytest.Pytester, write: Write) -> None:
+    write("agent.py", AGENT)
+    write("scenarios.yaml", SCENARIOS.format(agent="agent:Desk"))
+    runs = [_failures(pytester.runpytest("--agentsim", "-p", "no:cacheprovider")) for _ in range(3)]
+    assert len(runs[0]) == 5
+    assert runs[0] == runs[1] == runs[2]
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        (
+            "{turns: [{say: hi, within: 1}]}",
+            "*`within` is the latency budget of the reply to what the user says; turn 1 has "
+            "no `user:`*",
+        ),
+        ("{turns: [{user: hi, pause: -1}]}", "*pause must be a positive number of seconds*"),
+        ("{turns: [{user: hi, llm: [{say: x, ttft: 0}]}]}", "*ttft must be a positive number*"),
+        (
+            "{timing: {words_per_minute: 150}, turns: [{user: hi}]}",
+            "*timing.words_per_minute shapes spoken user turns*",
+        ),
+        (
+            "{timing: {llm_ttf: 1}, turns: [{user: hi}]}",
+            "*unknown key 'llm_ttf' in agentsim.timing",
+        ),
+    ],
+)
+def test_bad_timing_is_a_located_error(
+    pytester: pytest.Pytester, write: Write, block: str, message: str
+) -> None:
+    write("agent.py", AGENT)
+    write("scenarios.yaml", f"name: Bad\nscenarios:\n  - label: x\n    agentsim: {block}\n")
+    result = pytester.runpytest("--agentsim", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["scenarios.yaml:4: " + message.lstrip("*")])
+    assert result.ret != 0
+
+
+def test_process_mode_says_budgets_need_the_virtual_clock(
+    pytester: pytest.Pytester, write: Write
+) -> None:
+    write("agent.py", AGENT)
+    write(
+        "scenarios.yaml",
+        """
+        name: Process
+        agentsim: {agent: agent.py, process: true}
+        scenarios:
+          - label: x
+            agentsim:
+              turns:
+                - user: hi
+                  within: 1
+                  llm: [Hello]
+        """,
+    )
+    result = pytester.runpytest("--agentsim", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "scenarios.yaml:7: `within` is measured on the virtual clock, and in process mode "
+            "the agent runs on the wall clock in its own process",
+            "  fix: run this scenario in entrypoint mode (without `process: true`)*",
+        ]
+    )
