@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from .cassettes import unused_summary
 from .collect import DisabledScenarioFile, ScenarioItem, ScenarioYamlFile
 from .fixtures import (
     agentsim,
@@ -143,12 +144,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "ini: agentsim_max_turns).",
     )
     group.addoption(
+        "--agentsim-record-mode",
+        default=None,
+        choices=("none", "once", "new_episodes", "rewrite", "all"),
+        help="cassettes of simulated scenarios and judges (__cassettes__/ beside the YAML), "
+        "as in vcrpy: none (default): replay only, offline; once: record a missing "
+        "cassette, replay the others; new_episodes: replay what matches, record and "
+        "append the rest; rewrite: record from scratch; all: send every request to the "
+        "models, keeping earlier exchanges this run did not make. ini: agentsim_record_mode.",
+    )
+    group.addoption(
         "--agentsim-record",
         action="store_true",
         default=None,
-        help="run simulated scenarios against the real models and (re)write their "
-        "cassettes (__cassettes__/ beside the YAML); without it cassettes are replayed "
-        "offline.",
+        help="re-record the cassettes of simulated scenarios against the real models: "
+        "--agentsim-record-mode=rewrite.",
+    )
+    group.addoption(
+        "--agentsim-missing-cassette",
+        default=None,
+        choices=("skip", "fail"),
+        help="replaying (record mode none), an item without its cassette is skipped "
+        "(default) or fails (for CI). ini: agentsim_missing_cassette.",
     )
     group.addoption(
         "--agentsim-model-base-url",
@@ -181,6 +198,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("agentsim_judge_model", default="", help="the judge's model.")
     parser.addini(
         "agentsim_max_turns", default="8", help="simulated user turns per simulated scenario."
+    )
+    parser.addini(
+        "agentsim_record_mode",
+        default="none",
+        help="record mode of cassettes: none, once, new_episodes, rewrite or all.",
+    )
+    parser.addini(
+        "agentsim_missing_cassette",
+        default="skip",
+        help="an item whose cassette is missing (record mode none): skip or fail.",
     )
     parser.addini(
         "agentsim_snapshot",
@@ -319,6 +346,7 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    unused_summary(terminalreporter)
     lines = terminalreporter.config.stash.get(_LATE_NETWORK, [])
     if lines:
         terminalreporter.write_sep("=", "agentsim: network access after a test ended", red=True)

@@ -16,9 +16,21 @@ import pytest
 from ..load.model import Scenario
 
 if TYPE_CHECKING:
+    from ..run.recording import RecordMode
     from ..run.settings import RunSettings
 
-__all__ = ["SETTINGS_KEY", "Settings", "resolved_mode", "resolved_timeout", "run_settings"]
+__all__ = [
+    "RECORD_MODES",
+    "SETTINGS_KEY",
+    "Settings",
+    "resolved_mode",
+    "resolved_timeout",
+    "run_settings",
+]
+
+# vcrpy's record modes and pytest-recording's `rewrite` (pytest_agentsim.run.recording)
+RECORD_MODES: tuple[RecordMode, ...] = ("none", "once", "new_episodes", "rewrite", "all")
+MISSING_CASSETTE = ("skip", "fail")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,8 +53,14 @@ class Settings:
     user_model: str
     judge_model: str
     max_turns: int
-    record: bool
+    record_mode: RecordMode
+    missing_cassette: Literal["skip", "fail"]  # a cassette to replay is not there (mode none)
     model_base_url: str | None
+
+    @property
+    def record(self) -> bool:
+        """A run that may send model requests out (any mode but ``none``)."""
+        return self.record_mode != "none"
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -77,11 +95,12 @@ class Settings:
                 f"agentsim_max_turns must be a positive whole number, got {raw_turns!r}"
             )
         return cls(
+            record_mode=_record_mode(config),
+            missing_cassette=_missing_cassette(config),
             model=model,
             user_model=opt("--agentsim-user-model") or ini("agentsim_user_model") or model,
             judge_model=opt("--agentsim-judge-model") or ini("agentsim_judge_model") or model,
             max_turns=max_turns,
-            record=bool(opt("--agentsim-record")),
             model_base_url=opt("--agentsim-model-base-url")
             or os.environ.get("AGENTSIM_MODEL_BASE_URL")
             or None,
@@ -99,6 +118,35 @@ class Settings:
             allow_network=bool(opt("--agentsim-allow-network")),
             process=bool(opt("--agentsim-process")),
         )
+
+
+def _record_mode(config: pytest.Config) -> RecordMode:
+    """CLI ``--agentsim-record-mode`` (``--agentsim-record``: ``rewrite``) > ini > ``none``."""
+    cli = config.getoption("--agentsim-record-mode")
+    if config.getoption("--agentsim-record"):
+        if cli not in (None, "rewrite"):
+            raise pytest.UsageError(
+                f"--agentsim-record means --agentsim-record-mode=rewrite; it contradicts "
+                f"--agentsim-record-mode={cli}: pass one of them"
+            )
+        return "rewrite"
+    raw = cli or str(config.getini("agentsim_record_mode") or "none").strip()
+    for mode in RECORD_MODES:
+        if raw == mode:
+            return mode
+    raise pytest.UsageError(
+        f"agentsim_record_mode must be one of {', '.join(RECORD_MODES)}, got {raw!r}"
+    )
+
+
+def _missing_cassette(config: pytest.Config) -> Literal["skip", "fail"]:
+    cli = config.getoption("--agentsim-missing-cassette")
+    raw = cli or str(config.getini("agentsim_missing_cassette") or "skip").strip()
+    if raw == "fail":
+        return "fail"
+    if raw != "skip":
+        raise pytest.UsageError(f"agentsim_missing_cassette must be skip or fail, got {raw!r}")
+    return "skip"
 
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
