@@ -27,6 +27,7 @@ from .fixtures import (
     fake_stt,
     fake_tts,
 )
+from .repeat import pass_rate_summary
 from .reporting import record_report, write_session_report
 from .settings import SETTINGS_KEY, Settings
 from .snapshot import ignore_scenario_snapshots
@@ -168,6 +169,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "(default) or fails (for CI). ini: agentsim_missing_cassette.",
     )
     group.addoption(
+        "--agentsim-repeat",
+        default=None,
+        metavar="N",
+        help="in runs that record, play each simulated scenario N times (LLM users and "
+        "judges vary) and pass it on its pass rate (--agentsim-pass-rate). ini: "
+        "agentsim_repeat.",
+    )
+    group.addoption(
+        "--agentsim-pass-rate",
+        default=None,
+        metavar="RATE",
+        help="with --agentsim-repeat, the share of attempts that must pass: 0.8 or 80%% "
+        "(default 1: all). ini: agentsim_pass_rate.",
+    )
+    group.addoption(
         "--agentsim-model-base-url",
         default=None,
         metavar="URL",
@@ -209,6 +225,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="skip",
         help="an item whose cassette is missing (record mode none): skip or fail.",
     )
+    parser.addini("agentsim_repeat", default="1", help="attempts per simulated scenario.")
+    parser.addini("agentsim_pass_rate", default="1", help="share of the attempts that must pass.")
     parser.addini(
         "agentsim_snapshot",
         type="bool",
@@ -347,6 +365,7 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     unused_summary(terminalreporter)
+    pass_rate_summary(terminalreporter)
     lines = terminalreporter.config.stash.get(_LATE_NETWORK, [])
     if lines:
         terminalreporter.write_sep("=", "agentsim: network access after a test ended", red=True)

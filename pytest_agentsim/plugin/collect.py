@@ -25,6 +25,7 @@ from ..load.model import Scenario
 from ..observe.history import mask_history
 from ..observe.timeline import TimelineEntry, render_transcript
 from .cassettes import missing_cassette, report_unused, shown_path
+from .repeat import play_repeated
 from .settings import (
     SETTINGS_KEY,
     Settings,
@@ -38,7 +39,7 @@ from .snapshot import HistorySnapshotMismatch, assert_history_snapshot
 if TYPE_CHECKING:
     from _pytest._code.code import TerminalRepr
 
-    from ..run.api import IntentJudge, NetworkGuard, ScenarioRun
+    from ..run.api import Cassette, IntentJudge, NetworkGuard, ScenarioRun, Verdict
 
 __all__ = [
     "ScenarioItem",
@@ -338,7 +339,7 @@ class ScenarioItem(pytest.Function):
             "one against the real models",
             " (or add `agentsim: {turns: [...]}` to script it)",
         )
-        cassette = engine.open_cassette(path, s.name, settings.record_mode)
+        times = settings.repeat if self._records() else 1  # replays are deterministic
         sim_settings = engine.SimulationSettings(
             rerecord=rerecord,
             agent_model=settings.model,
@@ -347,14 +348,28 @@ class ScenarioItem(pytest.Function):
             max_turns=settings.max_turns,
             model_base_url=settings.model_base_url,
             timeout=resolved_timeout(settings, s),
+            save=times == 1,
         )
+
+        def open_cassette() -> Cassette:
+            return engine.open_cassette(path, s.name, settings.record_mode)
+
+        def play(cassette: Cassette) -> tuple[ScenarioRun, Verdict | None]:
+            return run_blocking(engine.run_simulation(s, target, sim_settings, cassette))
+
         # recording talks to the real models (through a loopback proxy); a replay must
         # not leave the machine
-        offline = not settings.allow_network and not cassette.record
+        offline = not settings.allow_network and not self._records()
         guard = engine.block_network() if offline else None
         with self._guarded(guard):
             target = self._resolve(request, engine.resolve_target, env=s.config.env)
-            run, verdict = run_blocking(engine.run_simulation(s, target, sim_settings, cassette))
+            if times == 1:
+                cassette = open_cassette()
+                run, verdict = play(cassette)
+            else:
+                kept = play_repeated(self, times, settings.pass_rate, open_cassette, play)
+                assert kept.run is not None
+                cassette, run, verdict = kept.cassette, kept.run, kept.verdict
         if verdict is not None:
             self.user_properties.append(("judge_verdict", "pass" if verdict.passed else "fail"))
             self.user_properties.append(("judge_reason", verdict.reason))

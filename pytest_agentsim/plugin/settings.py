@@ -55,6 +55,8 @@ class Settings:
     max_turns: int
     record_mode: RecordMode
     missing_cassette: Literal["skip", "fail"]  # a cassette to replay is not there (mode none)
+    repeat: int  # attempts per simulated scenario in runs that record
+    pass_rate: float  # the share of those attempts that must pass
     model_base_url: str | None
 
     @property
@@ -94,7 +96,10 @@ class Settings:
             raise pytest.UsageError(
                 f"agentsim_max_turns must be a positive whole number, got {raw_turns!r}"
             )
+        repeat, pass_rate = _repeats(config)
         return cls(
+            repeat=repeat,
+            pass_rate=pass_rate,
             record_mode=_record_mode(config),
             missing_cassette=_missing_cassette(config),
             model=model,
@@ -147,6 +152,31 @@ def _missing_cassette(config: pytest.Config) -> Literal["skip", "fail"]:
     if raw != "skip":
         raise pytest.UsageError(f"agentsim_missing_cassette must be skip or fail, got {raw!r}")
     return "skip"
+
+
+def _repeats(config: pytest.Config) -> tuple[int, float]:
+    """``--agentsim-repeat`` (a positive whole number) and ``--agentsim-pass-rate`` (a
+    share in (0, 1], or a percentage: ``0.8``, ``80%``), each CLI > ini > default."""
+    cli = config.getoption("--agentsim-repeat")
+    raw = cli if cli is not None else (str(config.getini("agentsim_repeat") or "").strip() or "1")
+    try:
+        repeat = int(raw)
+    except (TypeError, ValueError):
+        repeat = 0
+    if repeat <= 0:
+        raise pytest.UsageError(f"agentsim_repeat must be a positive whole number, got {raw!r}")
+    cli_rate = config.getoption("--agentsim-pass-rate")
+    text = str(cli_rate or config.getini("agentsim_pass_rate") or "1").strip()
+    try:
+        rate = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        rate = -1.0
+    if not 0 < rate <= 1:
+        raise pytest.UsageError(
+            f"agentsim_pass_rate must be a share of the attempts in (0, 1] or a percentage "
+            f"(0.8, 80%), got {text!r}"
+        )
+    return repeat, rate
 
 
 SETTINGS_KEY = pytest.StashKey[Settings]()

@@ -329,6 +329,7 @@ class Cassette:
     kept: list[Interaction] = dataclasses.field(default_factory=list)
     """Mode ``all``: the earlier recording's interactions, written back unless re-made."""
     added: int = 0  # interactions recorded by this run
+    complete: bool = False  # the run that recorded it got to its end (set by the caller)
 
     @classmethod
     def load(cls, path: Path) -> Cassette:

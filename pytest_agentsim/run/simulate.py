@@ -85,6 +85,7 @@ class SimulationSettings:
     max_turns: int = 8
     model_base_url: str | None = None  # recording: every model request goes here
     timeout: float = 30.0  # per agent reply / model request
+    save: bool = True  # write a complete recording (repeats pick the one to keep)
 
 
 class _ChatClient:
@@ -361,7 +362,8 @@ async def run_simulation(
     finally:
         await sim.sim.aclose(timeout=0.2 if failed else 5.0)
         await proxy.aclose()
-        if sim.finished:  # else the recording is partial: the old cassette stays
+        cassette.complete = sim.finished  # else it is partial: the old cassette stays
+        if sim.finished and settings.save:
             save_cassette(cassette)
     unused = cassette.unused() if cassette.replay and sim.finished else []
     if unused:
