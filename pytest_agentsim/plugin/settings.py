@@ -59,11 +59,6 @@ class Settings:
     pass_rate: float  # the share of those attempts that must pass
     model_base_url: str | None
 
-    @property
-    def record(self) -> bool:
-        """A run that may send model requests out (any mode but ``none``)."""
-        return self.record_mode != "none"
-
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
         opt = config.getoption
