@@ -229,9 +229,11 @@ def test_all_sends_every_request_and_keeps_earlier_exchanges(
     # this run's five, then the two old agent requests it did not make again (the user's
     # and judge's it made again are not duplicated)
     assert roles(cassette) == [*ROLES, "agent", "agent"]
-    result = run(pytester)
+    result = run(pytester, "-n", "2")  # the report comes back from an xdist worker too
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*Books a room: 2 of 7 in*never replayed"])
+    result.stdout.fnmatch_lines(
+        ["*= agentsim: unused cassette requests =*", "*Books a room: 2 of 7 in*never replayed"]
+    )
 
 
 def test_bad_record_mode_values_are_usage_errors(pytester: pytest.Pytester, write: Write) -> None:
