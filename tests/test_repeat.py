@@ -11,7 +11,7 @@ import pytest
 
 from pytest_agentsim.run.cassette import Cassette
 
-from .test_simulated import AGENT, AGENT_SAYS, PASS, SCENARIOS, USER, ModelServer, Write
+from .test_simulated import AGENT, AGENT_SAYS, JUDGED, PASS, SCENARIOS, USER, ModelServer, Write
 
 FAIL = '{"verdict": "fail", "reason": "The agent never confirmed the dates."}'
 BOOKED = "__cassettes__/scenarios/Books_a_room.yaml"
@@ -107,3 +107,29 @@ def test_bad_repeat_values_are_usage_errors(
     result = pytester.runpytest("--agentsim", *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
+
+
+def test_judge_matchers_of_a_scripted_scenario_repeat_too(
+    pytester: pytest.Pytester, write: Write
+) -> None:
+    """A scripted scenario is deterministic but its `judge` matcher is not: recording, it
+    is played N times and passed on the rate; the kept cassette replays its verdict."""
+    write("agent.py", AGENT)
+    write("scenarios.yaml", JUDGED)
+    yes = '{"verdict": "pass", "reason": "It offers a double room."}'
+    no = '{"verdict": "fail", "reason": "No room is offered."}'
+    with ModelServer(["unused"], ["unused"], [yes, no, yes]) as server:
+        result = record(pytester, server, "--agentsim-repeat=3", "--agentsim-pass-rate=0.6")
+        assert [role for role, _ in server.requests] == ["judge"] * 3
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*Offers a room: 2 of 3 attempts passed (67%)"])
+    pytester.runpytest("--agentsim", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    with ModelServer(["unused"], ["unused"], [no, yes, no]) as server:
+        result = record(pytester, server, "--agentsim-repeat=3", "--agentsim-pass-rate=0.6")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*passed 1 of 3 attempts (33%), below the pass rate 60%*", "*attempt 2: passed"]
+    )
+    result = pytester.runpytest("--agentsim", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*(the judge: No room is offered.)*"])

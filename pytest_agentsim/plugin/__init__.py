@@ -172,9 +172,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--agentsim-repeat",
         default=None,
         metavar="N",
-        help="in runs that record, play each simulated scenario N times (LLM users and "
-        "judges vary) and pass it on its pass rate (--agentsim-pass-rate). ini: "
-        "agentsim_repeat.",
+        help="in runs that record, play each simulated scenario (and scripted one with "
+        "judge matchers) N times (LLM users and judges vary) and pass it on its pass "
+        "rate (--agentsim-pass-rate). ini: agentsim_repeat.",
     )
     group.addoption(
         "--agentsim-pass-rate",

@@ -39,7 +39,14 @@ from .snapshot import HistorySnapshotMismatch, assert_history_snapshot
 if TYPE_CHECKING:
     from _pytest._code.code import TerminalRepr
 
-    from ..run.api import Cassette, IntentJudge, NetworkGuard, ScenarioRun, Verdict
+    from ..run.api import (
+        Cassette,
+        IntentJudge,
+        NetworkGuard,
+        RunSettings,
+        ScenarioRun,
+        Verdict,
+    )
 
 __all__ = [
     "ScenarioItem",
@@ -245,11 +252,14 @@ class ScenarioItem(pytest.Function):
                 if resolved.process
                 else self._resolve(request, engine.resolve_target, env=s.config.env)
             )
-            with self._intent_judge(judging) as judge:
-                # in-process modes run on the virtual clock (a child process has its own)
-                virtual = not (resolved.process or resolved.real_timing)
-                loop = engine.VirtualClockLoop if virtual else asyncio.new_event_loop
-                run = run_blocking(engine.run_scenario(s, target, resolved, judge=judge), loop)
+            # in-process modes run on the virtual clock (a child process has its own)
+            virtual = not (resolved.process or resolved.real_timing)
+            loop = engine.VirtualClockLoop if virtual else asyncio.new_event_loop
+            if judging and self._records() and settings.repeat > 1:
+                run = self._judged_repeatedly(target, resolved, loop)
+            else:
+                with self._intent_judge(judging) as judge:
+                    run = run_blocking(engine.run_scenario(s, target, resolved, judge=judge), loop)
         self._keep(run)
         blocked = [*(guard.blocked if guard is not None else ()), *run.blocked]
         if blocked:
@@ -281,6 +291,40 @@ class ScenarioItem(pytest.Function):
         path, rerecord = self._cassette("scenario uses `judge` matchers", "the judge's verdicts")
         with recorded_judge(settings, self, path, self.scenario.name, rerecord) as judge:
             yield judge
+
+    def _judged_repeatedly(self, target: Any, resolved: RunSettings, loop: Any) -> ScenarioRun:
+        """A scripted run whose `judge` matchers are recorded, ``--agentsim-repeat`` times
+        (the script is deterministic, the judge is not); passed on the pass rate."""
+        __tracebackhide__ = True
+        from ..run import api as engine
+
+        s, settings = self.scenario, self.config.stash[SETTINGS_KEY]
+        path, rerecord = self._cassette("scenario uses `judge` matchers", "the judge's verdicts")
+
+        def play(cassette: Cassette) -> tuple[ScenarioRun, None]:
+            judge = engine.open_intent_judge(
+                cassette=cassette,
+                judge_model=settings.judge_model,
+                model_base_url=settings.model_base_url,
+                rerecord=rerecord,
+            )
+            try:
+                run = run_blocking(engine.run_scenario(s, target, resolved, judge=judge), loop)
+            except ScenarioFailure:
+                cassette.complete = True  # a verdict: its replay fails the same way
+                raise
+            cassette.complete = True
+            return run, None
+
+        kept = play_repeated(
+            self,
+            settings.repeat,
+            settings.pass_rate,
+            lambda: engine.open_cassette(path, s.name, settings.record_mode),
+            play,
+        )
+        assert kept.run is not None
+        return kept.run
 
     def _cassette(self, what: str, record: str, more: str = "") -> tuple[Path, str]:
         """This scenario's cassette and the command that (re)records it; without one to

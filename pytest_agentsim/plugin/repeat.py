@@ -1,11 +1,12 @@
 """Repeated simulated scenarios, passed on a pass rate.
 
-Against the real models an LLM user and an LLM judge vary from run to run, so in runs that
-record, ``--agentsim-repeat N`` plays a simulated scenario N times and passes it when at
-least ``--agentsim-pass-rate`` of the attempts passed (replays are deterministic: they run
-once). One attempt's recording is kept: the first that passed when the scenario passes,
-else the last failing one that got to its end, so its replay gives the same verdict. The
-rate is a junitxml property (``pass_rate``: ``"4/5"``) and a terminal summary section.
+Against the real models an LLM user and an LLM judge vary from run to run, so in runs
+that record, ``--agentsim-repeat N`` plays a simulated scenario (or a scripted one with
+``judge`` matchers) N times and passes it when at least ``--agentsim-pass-rate`` of the
+attempts passed (replays are deterministic: they run once). One attempt's recording is
+kept: the first that passed when the scenario passes, else the last failing one that got
+to its end, so its replay gives the same verdict. The rate is a junitxml property
+(``pass_rate``: ``"4/5"``) and a terminal summary section.
 """
 
 from __future__ import annotations
