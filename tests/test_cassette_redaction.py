@@ -251,7 +251,8 @@ def test_secret_query_parameters_never_reach_the_cassette(tmp_path: Path) -> Non
     async def exchange() -> Cassette:
         with ModelServer(["unused"], ["Hello!"], [PASS]) as upstream:
             cassette = Cassette(path=tmp_path / "c.yaml", scenario="s")
-            proxy = ModelProxy(cassette, record=True, upstreams={"agent": upstream.base_url})
+            cassette.replay, cassette.record = False, True
+            proxy = ModelProxy(cassette, upstreams={"agent": upstream.base_url})
             await proxy.start()
             try:
                 url = f"{proxy.base_url('agent')}/chat/completions?key={GOOGLE}&alt=json"

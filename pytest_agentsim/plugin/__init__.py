@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from .cassettes import unused_summary
 from .collect import DisabledScenarioFile, ScenarioItem, ScenarioYamlFile
 from .fixtures import (
     agentsim,
@@ -26,6 +27,7 @@ from .fixtures import (
     fake_stt,
     fake_tts,
 )
+from .repeat import pass_rate_summary
 from .reporting import record_report, write_session_report
 from .settings import SETTINGS_KEY, Settings
 from .snapshot import ignore_scenario_snapshots
@@ -143,12 +145,43 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "ini: agentsim_max_turns).",
     )
     group.addoption(
+        "--agentsim-record-mode",
+        default=None,
+        choices=("none", "once", "new_episodes", "rewrite", "all"),
+        help="cassettes of simulated scenarios and judges (__cassettes__/ beside the YAML), "
+        "as in vcrpy: none (default): replay only, offline; once: record a missing "
+        "cassette, replay the others; new_episodes: replay what matches, record and "
+        "append the rest; rewrite: record from scratch; all: send every request to the "
+        "models, keeping earlier exchanges this run did not make. ini: agentsim_record_mode.",
+    )
+    group.addoption(
         "--agentsim-record",
         action="store_true",
         default=None,
-        help="run simulated scenarios against the real models and (re)write their "
-        "cassettes (__cassettes__/ beside the YAML); without it cassettes are replayed "
-        "offline.",
+        help="re-record the cassettes of simulated scenarios against the real models: "
+        "--agentsim-record-mode=rewrite.",
+    )
+    group.addoption(
+        "--agentsim-missing-cassette",
+        default=None,
+        choices=("skip", "fail"),
+        help="replaying (record mode none), an item without its cassette is skipped "
+        "(default) or fails (for CI). ini: agentsim_missing_cassette.",
+    )
+    group.addoption(
+        "--agentsim-repeat",
+        default=None,
+        metavar="N",
+        help="in runs that record, play each simulated scenario (and scripted one with "
+        "judge matchers) N times (LLM users and judges vary) and pass it on its pass "
+        "rate (--agentsim-pass-rate). ini: agentsim_repeat.",
+    )
+    group.addoption(
+        "--agentsim-pass-rate",
+        default=None,
+        metavar="RATE",
+        help="with --agentsim-repeat, the share of attempts that must pass: 0.8 or 80%% "
+        "(default 1: all). ini: agentsim_pass_rate.",
     )
     group.addoption(
         "--agentsim-model-base-url",
@@ -182,6 +215,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(
         "agentsim_max_turns", default="8", help="simulated user turns per simulated scenario."
     )
+    parser.addini(
+        "agentsim_record_mode",
+        default="none",
+        help="record mode of cassettes: none, once, new_episodes, rewrite or all.",
+    )
+    parser.addini(
+        "agentsim_missing_cassette",
+        default="skip",
+        help="an item whose cassette is missing (record mode none): skip or fail.",
+    )
+    parser.addini("agentsim_repeat", default="1", help="attempts per simulated scenario.")
+    parser.addini("agentsim_pass_rate", default="1", help="share of the attempts that must pass.")
     parser.addini(
         "agentsim_snapshot",
         type="bool",
@@ -319,6 +364,8 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    unused_summary(terminalreporter)
+    pass_rate_summary(terminalreporter)
     lines = terminalreporter.config.stash.get(_LATE_NETWORK, [])
     if lines:
         terminalreporter.write_sep("=", "agentsim: network access after a test ended", red=True)

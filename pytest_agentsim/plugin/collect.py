@@ -24,6 +24,8 @@ from ..load.loader import load_scenario_file
 from ..load.model import Scenario
 from ..observe.history import mask_history
 from ..observe.timeline import TimelineEntry, render_transcript
+from .cassettes import missing_cassette, report_unused, shown_path
+from .repeat import play_repeated
 from .settings import (
     SETTINGS_KEY,
     Settings,
@@ -37,7 +39,14 @@ from .snapshot import HistorySnapshotMismatch, assert_history_snapshot
 if TYPE_CHECKING:
     from _pytest._code.code import TerminalRepr
 
-    from ..run.api import IntentJudge, NetworkGuard, ScenarioRun
+    from ..run.api import (
+        Cassette,
+        IntentJudge,
+        NetworkGuard,
+        RunSettings,
+        ScenarioRun,
+        Verdict,
+    )
 
 __all__ = [
     "ScenarioItem",
@@ -124,25 +133,28 @@ def network_report(blocked: list[str]) -> str:
 
 @contextlib.contextmanager
 def recorded_judge(
-    settings: Settings, path: Path, name: str, rerecord: str
+    settings: Settings, node: pytest.Item, path: Path, name: str, rerecord: str
 ) -> Iterator[IntentJudge]:
-    """The intent judge of one scenario or test, from its cassette at ``path`` (written
-    when recording)."""
-    from ..run.api import open_intent_judge
+    """The intent judge of one scenario or test, from its cassette at ``path``, in the
+    run's record mode. Its verdicts are each one whole exchange: what was recorded is
+    saved unless recording failed or the run was interrupted."""
+    from ..run.api import open_cassette, open_intent_judge, save_cassette
 
+    cassette = open_cassette(path, name, settings.record_mode)
     judge = open_intent_judge(
-        path=path,
-        name=name,
-        record=settings.record,
+        cassette=cassette,
         judge_model=settings.judge_model,
         model_base_url=settings.model_base_url,
         rerecord=rerecord,
     )
     try:
         yield judge
-    finally:
-        if settings.record:
-            judge.cassette.save()
+    except BaseException as e:
+        if isinstance(e, Exception):  # not KeyboardInterrupt: the old cassette stays then
+            save_cassette(cassette)
+        raise
+    save_cassette(cassette)
+    report_unused(node, cassette)
 
 
 def run_scenario_item(request: pytest.FixtureRequest) -> None:
@@ -229,7 +241,7 @@ class ScenarioItem(pytest.Function):
         )
         # `message: {judge: ...}` matchers: recording asks the judge's real endpoint
         judging = s.uses_judge
-        offline = not settings.allow_network and not (judging and settings.record)
+        offline = not settings.allow_network and not (judging and self._records())
         guard = engine.block_network() if offline else None
         # the guard is on while the agent module is imported too: code at its top level (a
         # telemetry client, a warm-up request) is offline like the rest
@@ -240,16 +252,12 @@ class ScenarioItem(pytest.Function):
                 if resolved.process
                 else self._resolve(request, engine.resolve_target, env=s.config.env)
             )
-            with self._intent_judge(judging) as judge:
-                play = engine.run_scenario(s, target, resolved, judge=judge)
-                if resolved.process:  # the agent's misdeeds stay in its own process
-                    run = run_blocking(play)
-                else:  # in-process: on the virtual clock, contained (run/contain.py)
-                    loop = (
-                        asyncio.new_event_loop if resolved.real_timing else engine.VirtualClockLoop
-                    )
-                    run = engine.run_contained(
-                        play, loop, timeout=resolved.timeout, name=self.nodeid
+            if judging and self._records() and settings.repeat > 1:
+                run = self._judged_repeatedly(target, resolved)
+            else:
+                with self._intent_judge(judging) as judge:
+                    run = self._play(
+                        engine.run_scenario(s, target, resolved, judge=judge), resolved
                     )
         self._keep(run)
         blocked = [*(guard.blocked if guard is not None else ()), *run.blocked]
@@ -280,28 +288,79 @@ class ScenarioItem(pytest.Function):
 
         settings = self.config.stash[SETTINGS_KEY]
         path, rerecord = self._cassette("scenario uses `judge` matchers", "the judge's verdicts")
-        with recorded_judge(settings, path, self.scenario.name, rerecord) as judge:
+        with recorded_judge(settings, self, path, self.scenario.name, rerecord) as judge:
             yield judge
+
+    def _play(self, play: Coroutine[Any, Any, ScenarioRun], resolved: RunSettings) -> ScenarioRun:
+        """Runs a scripted scenario: process mode on a plain loop (the agent's misdeeds stay
+        in its own process); in-process on the virtual clock (unless real timing), contained
+        (run/contain.py)."""
+        from ..run import api as engine
+
+        if resolved.process:
+            return run_blocking(play)
+        loop = asyncio.new_event_loop if resolved.real_timing else engine.VirtualClockLoop
+        return engine.run_contained(play, loop, timeout=resolved.timeout, name=self.nodeid)
+
+    def _judged_repeatedly(self, target: Any, resolved: RunSettings) -> ScenarioRun:
+        """A scripted run whose `judge` matchers are recorded, ``--agentsim-repeat`` times
+        (the script is deterministic, the judge is not); passed on the pass rate."""
+        __tracebackhide__ = True
+        from ..run import api as engine
+
+        s, settings = self.scenario, self.config.stash[SETTINGS_KEY]
+        path, rerecord = self._cassette("scenario uses `judge` matchers", "the judge's verdicts")
+
+        def play(cassette: Cassette) -> tuple[ScenarioRun, None]:
+            judge = engine.open_intent_judge(
+                cassette=cassette,
+                judge_model=settings.judge_model,
+                model_base_url=settings.model_base_url,
+                rerecord=rerecord,
+            )
+            try:
+                run = self._play(engine.run_scenario(s, target, resolved, judge=judge), resolved)
+            except ScenarioFailure:
+                cassette.complete = True  # a verdict: its replay fails the same way
+                raise
+            cassette.complete = True
+            return run, None
+
+        kept = play_repeated(
+            self,
+            settings.repeat,
+            settings.pass_rate,
+            lambda: engine.open_cassette(path, s.name, settings.record_mode),
+            play,
+        )
+        assert kept.run is not None
+        return kept.run
 
     def _cassette(self, what: str, record: str, more: str = "") -> tuple[Path, str]:
         """This scenario's cassette and the command that (re)records it; without one to
-        replay, the item is skipped saying how to record it."""
-        from ..run import api as engine
-
-        path = engine.cassette_path(self.scenario.path, self.scenario.name)
+        replay, the item is skipped (or failed) saying how to record it."""
+        __tracebackhide__ = True
+        path = self._cassette_path()
         rerecord = f'pytest --agentsim --agentsim-record "{self.nodeid}"'
-        if not self.config.stash[SETTINGS_KEY].record and not path.is_file():
-            pytest.skip(
-                f"{what} without a cassette ({self._shown(path)}): record {record} with "
-                f"`{rerecord}`{more}"
-            )
+        missing_cassette(
+            self.config.stash[SETTINGS_KEY],
+            path,
+            f"{what} without a cassette ({shown_path(self.config, path)}): record {record} "
+            f"with `{rerecord}`{more}",
+        )
         return path, rerecord
 
-    def _shown(self, path: Path) -> Path:
-        try:
-            return path.resolve().relative_to(self.config.invocation_params.dir.resolve())
-        except ValueError:
-            return path
+    def _cassette_path(self) -> Path:
+        from ..run import api as engine
+
+        return engine.cassette_path(self.scenario.path, self.scenario.name)
+
+    def _records(self) -> bool:
+        """Whether this run may send this scenario's model requests out (record mode)."""
+        from ..run import api as engine
+
+        settings = self.config.stash[SETTINGS_KEY]
+        return engine.record_plan(settings.record_mode, self._cassette_path().is_file())[1]
 
     @contextlib.contextmanager
     def _guarded(self, guard: NetworkGuard | None) -> Iterator[None]:
@@ -334,29 +393,42 @@ class ScenarioItem(pytest.Function):
             "one against the real models",
             " (or add `agentsim: {turns: [...]}` to script it)",
         )
+        times = settings.repeat if self._records() else 1  # replays are deterministic
         sim_settings = engine.SimulationSettings(
-            cassette=path,
             rerecord=rerecord,
             agent_model=settings.model,
             user_model=settings.user_model,
             judge_model=settings.judge_model,
             max_turns=settings.max_turns,
-            record=settings.record,
             model_base_url=settings.model_base_url,
             timeout=resolved_timeout(settings, s),
+            save=times == 1,
         )
-        # recording talks to the real models (through a loopback proxy); a replay must
-        # not leave the machine
-        offline = not settings.allow_network and not settings.record
-        guard = engine.block_network() if offline else None
-        with self._guarded(guard):
-            target = self._resolve(request, engine.resolve_target, env=s.config.env)
-            run, verdict = engine.run_contained(
-                engine.run_simulation(s, target, sim_settings),
+
+        def open_cassette() -> Cassette:
+            return engine.open_cassette(path, s.name, settings.record_mode)
+
+        def play(cassette: Cassette) -> tuple[ScenarioRun, Verdict | None]:
+            return engine.run_contained(
+                engine.run_simulation(s, target, sim_settings, cassette),
                 asyncio.new_event_loop,
                 timeout=sim_settings.overall,
                 name=self.nodeid,
             )
+
+        # recording talks to the real models (through a loopback proxy); a replay must
+        # not leave the machine
+        offline = not settings.allow_network and not self._records()
+        guard = engine.block_network() if offline else None
+        with self._guarded(guard):
+            target = self._resolve(request, engine.resolve_target, env=s.config.env)
+            if times == 1:
+                cassette = open_cassette()
+                run, verdict = play(cassette)
+            else:
+                kept = play_repeated(self, times, settings.pass_rate, open_cassette, play)
+                assert kept.run is not None
+                cassette, run, verdict = kept.cassette, kept.run, kept.verdict
         if verdict is not None:
             self.user_properties.append(("judge_verdict", "pass" if verdict.passed else "fail"))
             self.user_properties.append(("judge_reason", verdict.reason))
@@ -365,6 +437,7 @@ class ScenarioItem(pytest.Function):
             raise ScenarioFailure(
                 network_report(guard.blocked), location=None, transcript=self.transcript() or ""
             )
+        report_unused(self, cassette)
 
     def _agent_spec(self, request: pytest.FixtureRequest) -> tuple[Any, Path | None, str, bool]:
         """What to run, by precedence CLI > YAML > ini > fixture:

@@ -18,6 +18,7 @@ import pytest_asyncio
 from ..errors import ScenarioError
 from ..load.loader import load_scenario_file
 from ..load.model import Scenario
+from .cassettes import missing_cassette
 from .collect import network_report, recorded_judge
 from .settings import SETTINGS_KEY
 
@@ -135,7 +136,8 @@ def agentsim_scenario(request: pytest.FixtureRequest) -> Scenario:
 def agentsim_judge(request: pytest.FixtureRequest) -> Iterator[IntentJudge]:
     """The LLM judge for intent checks in Python tests (``assert_intent(text, intent)``),
     replayed from ``__cassettes__/<test module>/<test name>.yaml`` beside the test file,
-    written with ``--agentsim-record``; a test without its cassette is skipped with the
+    written in the record modes that record (``--agentsim-record-mode``); a test without
+    its cassette is skipped (or failed: ``--agentsim-missing-cassette=fail``) with the
     command that records it."""
     from ..run.api import cassette_path
 
@@ -143,10 +145,11 @@ def agentsim_judge(request: pytest.FixtureRequest) -> Iterator[IntentJudge]:
     node = request.node
     path = cassette_path(Path(node.path), node.name)
     rerecord = f'pytest --agentsim-record "{node.nodeid}"'
-    if not settings.record and not path.is_file():
-        pytest.skip(
-            f"agentsim_judge has no cassette for this test ({path.name}): record the "
-            f"judge's verdicts with `{rerecord}`"
-        )
-    with recorded_judge(settings, path, node.name, rerecord) as judge:
+    missing_cassette(
+        settings,
+        path,
+        f"agentsim_judge has no cassette for this test ({path.name}): record the "
+        f"judge's verdicts with `{rerecord}`",
+    )
+    with recorded_judge(settings, node, path, node.name, rerecord) as judge:
         yield judge

@@ -16,9 +16,21 @@ import pytest
 from ..load.model import Scenario
 
 if TYPE_CHECKING:
+    from ..run.recording import RecordMode
     from ..run.settings import RunSettings
 
-__all__ = ["SETTINGS_KEY", "Settings", "resolved_mode", "resolved_timeout", "run_settings"]
+__all__ = [
+    "RECORD_MODES",
+    "SETTINGS_KEY",
+    "Settings",
+    "resolved_mode",
+    "resolved_timeout",
+    "run_settings",
+]
+
+# vcrpy's record modes and pytest-recording's `rewrite` (pytest_agentsim.run.recording)
+RECORD_MODES: tuple[RecordMode, ...] = ("none", "once", "new_episodes", "rewrite", "all")
+MISSING_CASSETTE = ("skip", "fail")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +53,10 @@ class Settings:
     user_model: str
     judge_model: str
     max_turns: int
-    record: bool
+    record_mode: RecordMode
+    missing_cassette: Literal["skip", "fail"]  # a cassette to replay is not there (mode none)
+    repeat: int  # attempts per simulated scenario in runs that record
+    pass_rate: float  # the share of those attempts that must pass
     model_base_url: str | None
 
     @classmethod
@@ -76,12 +91,16 @@ class Settings:
             raise pytest.UsageError(
                 f"agentsim_max_turns must be a positive whole number, got {raw_turns!r}"
             )
+        repeat, pass_rate = _repeats(config)
         return cls(
+            repeat=repeat,
+            pass_rate=pass_rate,
+            record_mode=_record_mode(config),
+            missing_cassette=_missing_cassette(config),
             model=model,
             user_model=opt("--agentsim-user-model") or ini("agentsim_user_model") or model,
             judge_model=opt("--agentsim-judge-model") or ini("agentsim_judge_model") or model,
             max_turns=max_turns,
-            record=bool(opt("--agentsim-record")),
             model_base_url=opt("--agentsim-model-base-url")
             or os.environ.get("AGENTSIM_MODEL_BASE_URL")
             or None,
@@ -99,6 +118,60 @@ class Settings:
             allow_network=bool(opt("--agentsim-allow-network")),
             process=bool(opt("--agentsim-process")),
         )
+
+
+def _record_mode(config: pytest.Config) -> RecordMode:
+    """CLI ``--agentsim-record-mode`` (``--agentsim-record``: ``rewrite``) > ini > ``none``."""
+    cli = config.getoption("--agentsim-record-mode")
+    if config.getoption("--agentsim-record"):
+        if cli not in (None, "rewrite"):
+            raise pytest.UsageError(
+                f"--agentsim-record means --agentsim-record-mode=rewrite; it contradicts "
+                f"--agentsim-record-mode={cli}: pass one of them"
+            )
+        return "rewrite"
+    raw = cli or str(config.getini("agentsim_record_mode") or "none").strip()
+    for mode in RECORD_MODES:
+        if raw == mode:
+            return mode
+    raise pytest.UsageError(
+        f"agentsim_record_mode must be one of {', '.join(RECORD_MODES)}, got {raw!r}"
+    )
+
+
+def _missing_cassette(config: pytest.Config) -> Literal["skip", "fail"]:
+    cli = config.getoption("--agentsim-missing-cassette")
+    raw = cli or str(config.getini("agentsim_missing_cassette") or "skip").strip()
+    if raw == "fail":
+        return "fail"
+    if raw != "skip":
+        raise pytest.UsageError(f"agentsim_missing_cassette must be skip or fail, got {raw!r}")
+    return "skip"
+
+
+def _repeats(config: pytest.Config) -> tuple[int, float]:
+    """``--agentsim-repeat`` (a positive whole number) and ``--agentsim-pass-rate`` (a
+    share in (0, 1], or a percentage: ``0.8``, ``80%``), each CLI > ini > default."""
+    cli = config.getoption("--agentsim-repeat")
+    raw = cli if cli is not None else (str(config.getini("agentsim_repeat") or "").strip() or "1")
+    try:
+        repeat = int(raw)
+    except (TypeError, ValueError):
+        repeat = 0
+    if repeat <= 0:
+        raise pytest.UsageError(f"agentsim_repeat must be a positive whole number, got {raw!r}")
+    cli_rate = config.getoption("--agentsim-pass-rate")
+    text = str(cli_rate or config.getini("agentsim_pass_rate") or "1").strip()
+    try:
+        rate = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        rate = -1.0
+    if not 0 < rate <= 1:
+        raise pytest.UsageError(
+            f"agentsim_pass_rate must be a share of the attempts in (0, 1] or a percentage "
+            f"(0.8, 80%), got {text!r}"
+        )
+    return repeat, rate
 
 
 SETTINGS_KEY = pytest.StashKey[Settings]()

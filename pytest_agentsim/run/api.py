@@ -20,7 +20,7 @@ from ..fakes import FakeLLM, FakeSTT, FakeTTS, no_backoff
 from ..load.model import Judge, Scenario
 from ..transport import InferenceGateway, NetworkGuard, block_network
 from ..transport.offline import late_attempts
-from .cassette import cassette_path
+from .cassette import Cassette, cassette_path
 from .contain import run_contained
 from .drivers.base import Driver
 from .drivers.entrypoint import EntrypointDriver
@@ -29,20 +29,24 @@ from .drivers.session import SessionDriver
 from .harness import AgentSim
 from .judge import IntentJudge, Verdict, open_intent_judge
 from .player import ScenarioRun, TurnPlayer
+from .recording import RECORD_MODES, RecordMode, open_cassette, record_plan, save_cassette
 from .settings import RunSettings
 from .simulate import SimulationSettings, run_simulation
 from .target import AgentTarget, locate_agent_file, resolve_target
 from .vclock import VirtualClockLoop
 
 __all__ = [
+    "RECORD_MODES",
     "AgentSim",
     "AgentTarget",
+    "Cassette",
     "FakeLLM",
     "FakeSTT",
     "FakeTTS",
     "InferenceGateway",
     "IntentJudge",
     "NetworkGuard",
+    "RecordMode",
     "RunSettings",
     "ScenarioRun",
     "SimulationSettings",
@@ -53,11 +57,14 @@ __all__ = [
     "late_attempts",
     "locate_agent_file",
     "no_backoff",
+    "open_cassette",
     "open_intent_judge",
+    "record_plan",
     "resolve_target",
     "run_contained",
     "run_scenario",
     "run_simulation",
+    "save_cassette",
 ]
 
 

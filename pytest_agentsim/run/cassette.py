@@ -2,7 +2,7 @@
 
 A cassette is a YAML file, ``<yaml dir>/__cassettes__/<file stem>/<scenario name>.yaml``::
 
-    # pytest-agentsim cassette (written by --agentsim-record; edit with care)
+    # pytest-agentsim cassette (written by --agentsim-record-mode; edit with care)
     version: 1
     scenario: Books a room
     interactions:
@@ -22,7 +22,8 @@ Request headers are never written (they carry ``Authorization`` / ``api-key``); 
 that look like secrets (JWTs, ``sk-``/AWS/GitHub/Slack/Google keys, bearer and basic
 credentials in any case, ``user:password@`` and secret-named query parameters in URLs)
 are replaced by ``<redacted>`` wherever they appear, in a streamed answer across its
-events (:func:`redact_events`). A recording that failed is not saved.
+events (:func:`redact_events`). When a cassette is replayed or recorded, and how it is
+written, is :mod:`.recording`'s (record modes).
 
 Replay matches requests in order by body hash (falling back to any unused
 recorded request of the same role with the same hash); anything else is a
@@ -322,7 +323,13 @@ class Cassette:
     scenario: str
     interactions: list[Interaction] = dataclasses.field(default_factory=list)
     failed: str | None = None
-    """Why recording failed (set by the proxy): such a recording is not saved."""
+    """Why recording failed (set by the proxy or judge): such a recording is not saved."""
+    replay: bool = True  # answer requests from the recorded interactions
+    record: bool = False  # send the others to the real models and record them
+    kept: list[Interaction] = dataclasses.field(default_factory=list)
+    """Mode ``all``: the earlier recording's interactions, written back unless re-made."""
+    added: int = 0  # interactions recorded by this run
+    complete: bool = False  # the run that recorded it got to its end (set by the caller)
 
     @classmethod
     def load(cls, path: Path) -> Cassette:
@@ -340,21 +347,21 @@ class Cassette:
         }
         header = (
             "# pytest-agentsim cassette: the model exchanges of one simulated scenario.\n"
-            "# Written by --agentsim-record (secrets redacted); replayed offline by default.\n"
+            "# Written by --agentsim-record-mode (secrets redacted); replayed offline by default.\n"
         )
         return header + yaml.dump(
             doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1_000_000
         )
 
-    def save(self) -> bool:
-        """Write the cassette; a recording that failed or recorded nothing is not written
-        (a cassette already there stays as it was), so a scenario that never had a good
-        one still skips with the command that records it. True when written."""
-        if self.failed is not None or not self.interactions:
-            return False
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(self.dump(), encoding="utf-8")
-        return True
+    def add(self, item: Interaction) -> None:
+        """Record a new exchange (written by :func:`~.recording.save_cassette`)."""
+        item.used = True
+        self.interactions.append(item)
+        self.added += 1
+
+    def discard(self, item: Interaction) -> None:
+        self.interactions.remove(item)
+        self.added -= 1
 
     # -- replay ------------------------------------------------------------------------
     def match(self, role: str, method: str, url_path: str, body: Any) -> Interaction:

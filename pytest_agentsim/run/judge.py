@@ -3,8 +3,8 @@
 :func:`parse_verdict` reads a judge's answer. :class:`IntentJudge` grades one message
 against an intent (``message: {judge: "offers a room"}`` in scripted turns, or the
 ``agentsim_judge`` fixture in Python): replaying, the answer comes from the cassette
-(no request leaves the process); recording (``--agentsim-record``), the request goes to
-the judge's real endpoint and the exchange is appended to the cassette. Intent checks run
+(no request leaves the process); recording (:mod:`.recording`'s modes), the request goes
+to the judge's real endpoint and the exchange is appended to the cassette. Intent checks run
 inside synchronous expectation checks, so a recording request blocks the event loop while
 it waits for the model (replay is instant). Never imports pytest.
 """
@@ -72,14 +72,12 @@ class IntentJudge:
         self,
         cassette: Cassette,
         *,
-        record: bool,
         model: str,
         upstream: str,
         rerecord: str,
         timeout: float = 60.0,
     ) -> None:
         self.cassette = cassette
-        self.record = record
         self.model = model
         self.upstream = upstream.rstrip("/")
         self.rerecord = rerecord
@@ -116,14 +114,16 @@ class IntentJudge:
         return found[-1].reason if found else None
 
     def _exchange(self, body: dict[str, Any]) -> str:
-        if not self.record:
+        if self.cassette.replay:
             try:
                 item = self.cassette.match("judge", "POST", "/chat/completions", redact(body))
             except CassetteMiss as e:
-                raise JudgeError(f"{e}\n  fix: re-record with `{self.rerecord}`") from None
-            if item.status != 200:
-                raise JudgeError(f"the recorded judge request failed ({item.status})")
-            return _content(item.response_body)
+                if not self.cassette.record:
+                    raise JudgeError(f"{e}\n  fix: re-record with `{self.rerecord}`") from None
+            else:
+                if item.status != 200:
+                    raise JudgeError(f"the recorded judge request failed ({item.status})")
+                return _content(item.response_body)
         url = self.upstream + "/chat/completions"
         request = urllib.request.Request(
             url,
@@ -141,7 +141,7 @@ class IntentJudge:
             raise JudgeError(
                 f"recording the judge request to {redact_text(url)} failed: {redact_text(str(e))}"
             ) from None
-        self.cassette.interactions.append(
+        self.cassette.add(
             Interaction(
                 role="judge",
                 method="POST",
@@ -150,7 +150,6 @@ class IntentJudge:
                 status=status,
                 content_type="application/json",
                 response_body=parse_body(payload),
-                used=True,
             )
         )
         if status != 200:
@@ -160,22 +159,18 @@ class IntentJudge:
 
 def open_intent_judge(
     *,
-    path: Any,
-    name: str,
-    record: bool,
+    cassette: Cassette,
     judge_model: str,
     model_base_url: str | None,
     rerecord: str,
 ) -> IntentJudge:
-    """The judge for one test or scenario: recording to a new cassette at ``path`` or
-    replaying the stored one (the caller skips when there is none to replay)."""
-    cassette = Cassette(path=path, scenario=name) if record else Cassette.load(path)
+    """The judge for one test or scenario, replaying and/or recording ``cassette``
+    (:func:`~.recording.open_cassette`)."""
     upstream = upstreams(
         model_base_url=model_base_url, user_model=judge_model, judge_model=judge_model
     )["judge"]
     return IntentJudge(
         cassette,
-        record=record,
         model=judge_model,
         upstream=upstream,
         rerecord=rerecord,

@@ -4,6 +4,8 @@
 client, the simulated user, the judge): recording, :class:`ModelProxy` forwards each
 request to the role's real endpoint (:func:`upstreams`) and writes the exchange to the
 cassette; replaying, it answers from the cassette and never opens an outbound connection.
+With both (record mode ``new_episodes``) it replays what the cassette holds and records
+the rest.
 """
 
 from __future__ import annotations
@@ -64,15 +66,15 @@ def upstreams(*, model_base_url: str | None, user_model: str, judge_model: str) 
 
 
 class ModelProxy:
-    """Loopback endpoint for every model client of a run: records or replays.
+    """Loopback endpoint for every model client of a run: replays and/or records, as
+    ``cassette.replay`` / ``cassette.record`` say (:func:`~.recording.open_cassette`).
 
     ``upstreams`` maps a role to the base URL requests are forwarded to when recording
     (``https://api.openai.com/v1``...). Clients use ``proxy.base_url(role)``.
     """
 
-    def __init__(self, cassette: Cassette, *, record: bool, upstreams: Mapping[str, str]) -> None:
+    def __init__(self, cassette: Cassette, *, upstreams: Mapping[str, str]) -> None:
         self.cassette = cassette
-        self.record = record
         self.upstreams = dict(upstreams)
         self.misses: list[str] = []
         self.errors: list[str] = []
@@ -120,17 +122,20 @@ class ModelProxy:
             return web.json_response({"object": "list", "data": []})
         raw = await request.read()
         body = parse_body(raw)
-        if not self.record:
+        if self.cassette.replay:
             try:
                 item = self.cassette.match(role, request.method, f"/{tail}", body)
             except CassetteMiss as e:
-                self.misses.append(str(e))
-                return web.json_response(
-                    {"error": {"message": str(e), "type": "agentsim_cassette_miss"}}, status=400
+                if not self.cassette.record:
+                    self.misses.append(str(e))
+                    return web.json_response(
+                        {"error": {"message": str(e), "type": "agentsim_cassette_miss"}},
+                        status=400,
+                    )
+            else:
+                return web.Response(
+                    status=item.status, body=item.render(), content_type=item.content_type
                 )
-            return web.Response(
-                status=item.status, body=item.render(), content_type=item.content_type
-            )
         return await self._forward(request, role, tail, raw, body)
 
     async def _forward(self, request: Any, role: str, tail: str, raw: bytes, body: Any) -> Any:
@@ -154,9 +159,8 @@ class ModelProxy:
             body=body,
             status=0,
             content_type="",
-            used=True,
         )
-        self.cassette.interactions.append(item)
+        self.cassette.add(item)
         out: Any = None
         try:
             async with self._client.request(request.method, url, data=raw, headers=headers) as resp:
@@ -180,7 +184,7 @@ class ModelProxy:
                 await out.write_eof()
                 return out
         except Exception as e:
-            self.cassette.interactions.remove(item)
+            self.cassette.discard(item)
             # the URL (and an error quoting it) may carry user:password@ or ?key=
             error = redact_text(f"{role}: {request.method} {url}: {type(e).__name__}: {e}")
             self.errors.append(error)

@@ -15,8 +15,10 @@ LLM the agent/entrypoint makes: ``LIVEKIT_INFERENCE_URL`` and ``OPENAI_BASE_URL`
 the proxy), the simulated user and the judge (OpenAI chat completions, one request per
 turn). A model name with a ``/`` (``openai/gpt-4.1-mini``) is a LiveKit Inference model,
 anything else an OpenAI model. Recording, the proxy forwards to the real endpoints (or to
-``model_base_url`` for all of them) and writes the cassette; otherwise it replays the
-cassette and nothing leaves the machine. Never imports pytest.
+``model_base_url`` for all of them) and the cassette is written once the conversation and
+the judge ran to their end (a failed, cut-short or interrupted recording writes nothing);
+replaying, nothing leaves the machine. The record mode (:mod:`.recording`) decides which.
+Never imports pytest.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ import contextlib
 import dataclasses
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -43,6 +44,7 @@ from .judge import Verdict, parse_verdict
 from .outcome import StepFailed, scenario_failure
 from .player import ScenarioRun
 from .proxy import ModelProxy, auth_header, upstreams
+from .recording import save_cassette
 from .target import AgentTarget
 
 __all__ = [
@@ -76,15 +78,14 @@ sentences>"}}. Pass only if the agent met the expectations."""
 
 @dataclasses.dataclass(frozen=True)
 class SimulationSettings:
-    cassette: Path
     rerecord: str  # the command that re-records this scenario
     agent_model: str = "openai/gpt-4.1-mini"
     user_model: str = "openai/gpt-4.1-mini"
     judge_model: str = "openai/gpt-4.1-mini"
     max_turns: int = 8
-    record: bool = False
     model_base_url: str | None = None  # recording: every model request goes here
     timeout: float = 30.0  # per agent reply / model request
+    save: bool = True  # write a complete recording (repeats pick the one to keep)
 
     @property
     def overall(self) -> float:
@@ -196,6 +197,7 @@ class _Simulation:
         self.sim = AgentSim(timeout=settings.timeout, llm_model=settings.agent_model)
         self.proxy: ModelProxy | None = None
         self.verdict: Verdict | None = None
+        self.finished = False  # the conversation and the judge ran to their end
 
     # -- failures ----------------------------------------------------------------------
     def fail(self, reason: str, line: int | None, *, mark: Any = None) -> ScenarioFailure:
@@ -275,6 +277,13 @@ class _Simulation:
             mark=next((e for e in reversed(self.sim.timeline) if e.kind == "judge"), None),
         )
 
+    def kept_llm_note(self) -> str:
+        assert self.proxy is not None
+        cassette = self.proxy.cassette
+        if cassette.replay and cassette.record:
+            return "replayed from the cassette, new requests recorded"
+        return "recorded" if cassette.record else "replayed from the cassette"
+
     # -- agent mode ----------------------------------------------------------------------
     async def play_agent(self) -> None:
         agent, session_kwargs = self.target.build(self.scenario)
@@ -282,6 +291,7 @@ class _Simulation:
         await self.sim.start(agent, mode="text", **session_kwargs)
         await self.converse()
         self.verdict = await self.judge()
+        self.finished = True
         if self.verdict is not None and not self.verdict.passed:
             raise self.judge_failure(self.verdict)
 
@@ -296,12 +306,13 @@ class _Simulation:
                 mode="text",
                 description=self.target.description,
                 substitute_llm=False,  # the entrypoint's LLM is real, recorded/replayed
-                kept_llm_note="recorded" if self.settings.record else "replayed from the cassette",
+                kept_llm_note=self.kept_llm_note(),
             ) as job:
                 await job.start()
                 await job.in_session_context(self.converse())
                 job.check_entrypoint()
                 self.verdict = await job.in_session_context(self.judge())
+                self.finished = True
                 verdict = (
                     (self.verdict.passed, self.verdict.reason)
                     if self.verdict is not None
@@ -320,21 +331,17 @@ class _Simulation:
 
 
 async def run_simulation(
-    scenario: Scenario, target: AgentTarget, settings: SimulationSettings
+    scenario: Scenario, target: AgentTarget, settings: SimulationSettings, cassette: Cassette
 ) -> tuple[ScenarioRun, Verdict | None]:
-    """Run one simulated scenario, recording or replaying its cassette.
+    """Run one simulated scenario, replaying and/or recording ``cassette``
+    (:func:`~.recording.open_cassette`); a recording is saved once the run got to its end
+    (a judge's ``fail`` included: the replay then fails the same way).
 
     Raises :class:`~.runner.ScenarioFailure` (a judge fail, a cassette miss, a model error,
-    ``on_simulation_end`` vetoing) or ``FileNotFoundError`` (replaying without a cassette).
+    ``on_simulation_end`` vetoing).
     """
-
-    if settings.record:
-        cassette = Cassette(path=settings.cassette, scenario=scenario.name)
-    else:
-        cassette = Cassette.load(settings.cassette)
     proxy = ModelProxy(
         cassette,
-        record=settings.record,
         upstreams=upstreams(
             model_base_url=settings.model_base_url,
             user_model=settings.user_model,
@@ -360,12 +367,10 @@ async def run_simulation(
     finally:
         await sim.sim.aclose(timeout=0.2 if failed else 5.0)
         await proxy.aclose()
-        if settings.record:
-            cassette.save()
-    if not settings.record and cassette.unused():
-        sim.sim.note(
-            "note",
-            f"{len(cassette.unused())} recorded model request(s) were not replayed "
-            f"(re-record with `{settings.rerecord}`)",
-        )
+        cassette.complete = sim.finished  # else it is partial: the old cassette stays
+        if sim.finished and settings.save:
+            save_cassette(cassette)
+    unused = cassette.unused() if cassette.replay and sim.finished else []
+    if unused:
+        sim.sim.note("note", f"{len(unused)} recorded model request(s) were not replayed")
     return ScenarioRun(rec=sim.sim, timeline=sim.sim.timeline), sim.verdict
