@@ -148,8 +148,7 @@ def test_the_same_figures_on_every_run(pytester: pytest.Pytester, write: Write) 
     [
         (
             "{turns: [{say: hi, within: 1}]}",
-            "*`within` is the latency budget of the reply to what the user says; turn 1 has "
-            "no `user:`*",
+            "*`within` is the latency budget of the reply to a user turn; turn 1 has none",
         ),
         ("{turns: [{user: hi, pause: -1}]}", "*pause must be a positive number of seconds*"),
         ("{turns: [{user: hi, llm: [{say: x, ttft: 0}]}]}", "*ttft must be a positive number*"),

@@ -67,12 +67,12 @@ def parse_turn(ctx: Ctx, index: int, node: yaml.Node) -> Turn:
         if key in keys:
             if "user" not in keys:
                 what = {
-                    "pause": "is how long the user waits before speaking",
-                    "within": "is the latency budget of the reply to what the user says",
+                    "pause": "is how long the user waits before a user turn",
+                    "within": "is the latency budget of the reply to a user turn",
                 }.get(key, "checks the RunResult of a user turn")
                 raise ctx.error(
                     keys[key][0],
-                    f"`{key}` {what}; turn {index + 1} has no `user:`",
+                    f"`{key}` {what}; turn {index + 1} has none",
                     f"move `{key}` to the `user:` turn it belongs to",
                 )
             if key in ("pause", "within"):
