@@ -199,3 +199,143 @@ def test_process_mode_says_budgets_need_the_virtual_clock(
             "  fix: run this scenario in entrypoint mode (without `process: true`)*",
         ]
     )
+
+
+# -- barge-in: `interrupt:` ------------------------------------------------------------------
+
+BARGE_AGENT = """
+from livekit.agents import Agent, AgentServer, AgentSession, JobContext, inference
+
+
+class Guide(Agent):
+    def __init__(self) -> None:
+        super().__init__(instructions="You are a chatty tour guide.")
+
+
+class Notice(Agent):
+    def __init__(self) -> None:
+        super().__init__(instructions="Read the notice.", allow_interruptions=False)
+
+
+server = AgentServer()
+
+
+@server.rtc_session()
+async def entrypoint(ctx: JobContext) -> None:
+    session = AgentSession(
+        llm=inference.LLM("openai/gpt-4.1-mini"), tts=inference.TTS("cartesia/sonic-2")
+    )
+    await session.start(agent=Guide(), room=ctx.room)
+"""
+
+TOUR = "The old town was founded in the twelfth century, and its walls still stand on three sides."
+
+BARGE_SCENARIOS = """
+name: Barge-in
+agentsim: {agent: AGENT, mode: audio}
+scenarios:
+  - label: cut short
+    agentsim:
+      turns:
+        - user: Tell me about the old town.
+          llm: ["TOUR"]
+          expect:
+            # livekit keeps what the user heard: 1.5 s of speech at 0.05 s a character
+            - message: {equals: The old town was founded in, interrupted: true}
+          spoken:
+            - {equals: The old town was founded in, interrupted: true}
+        - user: Sorry, where can I eat?
+          interrupt: 1.5
+          within: 0.5
+          llm: ["Try the market hall."]
+          expect:
+            - message: {contains: market hall, interrupted: false}
+          spoken:
+            - {contains: market hall, interrupted: false}
+  - label: too late
+    agentsim:
+      turns:
+        - user: Hi
+          llm: ["Hello!"]
+        - user: Hey
+          interrupt: 5
+          llm: ["Yes?"]
+""".replace("TOUR", TOUR)
+
+
+@pytest.mark.parametrize("agent", ["agent:Guide", "agent.py"], ids=["Agent", "entrypoint"])
+def test_the_user_barges_in_and_hears_only_what_played(
+    pytester: pytest.Pytester, write: Write, agent: str
+) -> None:
+    write("agent.py", BARGE_AGENT)
+    write("scenarios.yaml", BARGE_SCENARIOS.replace("AGENT", agent))
+    result = pytester.runpytest("--agentsim", "-rA", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines_random(
+        [
+            "PASSED scenarios.yaml::cut short",
+            "*turn 2: the user was to barge in 5 s into the agent's reply, but it had "
+            "finished speaking after 0.3 s*",
+            "*at scenarios.yaml:27*",
+        ]
+    )
+
+
+def test_speech_that_disallows_interruptions_plays_on(
+    pytester: pytest.Pytester, write: Write
+) -> None:
+    write("agent.py", BARGE_AGENT)
+    write(
+        "scenarios.yaml",
+        """
+        name: Notice
+        agentsim: {agent: agent:Notice, mode: audio}
+        scenarios:
+          - label: plays on
+            agentsim:
+              turns:
+                - user: Read it.
+                  llm: ["This call is recorded and processed under our privacy policy."]
+                  spoken:
+                    - {contains: privacy policy, interrupted: false}
+                - user: Okay okay.
+                  interrupt: 1
+                  llm: ["Thank you for listening."]
+                  expect: [{message: Thank you}]
+        """,
+    )
+    # heard in full although the user barged in 1 s into its 3 s
+    pytester.runpytest("--agentsim", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize(
+    ("turns", "message"),
+    [
+        (
+            "[{user: hi, interrupt: 1}]",
+            "scenarios.yaml:*: `interrupt` barges into the agent's reply to the turn before; "
+            "turn 1 has none",
+        ),
+        (
+            "[{user: hi}, {user: wait, interrupt: 1, pause: 2}]",
+            "scenarios.yaml:*: a turn that interrupts the agent cannot also wait for it to finish",
+        ),
+        (
+            "[{user: hi, llm: [Hello]}, {user: stop, interrupt: 0.1, llm: [Ok]}]",
+            "*turn 2: `interrupt` needs the agent's speech to take time, which it does only "
+            "in `mode: audio`*",
+        ),
+    ],
+)
+def test_misplaced_interrupts_are_located_errors(
+    pytester: pytest.Pytester, write: Write, turns: str, message: str
+) -> None:
+    write("agent.py", BARGE_AGENT)
+    write(
+        "scenarios.yaml",
+        f"name: Bad\nscenarios:\n  - label: x\n    agentsim: {{agent: agent:Guide, "
+        f"turns: {turns}}}\n",
+    )
+    result = pytester.runpytest("--agentsim", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines([message])
+    assert result.ret != 0

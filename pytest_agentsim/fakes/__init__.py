@@ -8,7 +8,6 @@ what reached the user; ``no_backoff`` removes retry waits from wall time.
 from __future__ import annotations
 
 from .audio import (
-    FakeAudioInput,
     Outputs,
     PlayedSegment,
     RecordingAudioOutput,
@@ -18,6 +17,7 @@ from .audio import (
     attach_outputs,
     heard_prefix,
 )
+from .audio_input import FakeAudioInput
 from .events import FakeEvent
 from .llm import FakeLLM, LLMCall, partial_chunk_text
 from .session import SESSION_ARGS, SESSION_CLASS, make_session

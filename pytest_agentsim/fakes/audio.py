@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from livekit.agents import AgentSession
 
 __all__ = [
-    "FakeAudioInput",
     "Outputs",
     "PlayedSegment",
     "RecordingAudioOutput",
@@ -74,6 +73,8 @@ class PlayedSegment:
     finished: bool = False
     full_text: str | None = None
     """The text of the same speech as the transcription output received it, if paired."""
+    starts_at: float = 0.0
+    """Loop time its playout starts (``clocked``: after the segments queued before it)."""
 
     @property
     def text(self) -> str | None:
@@ -118,47 +119,15 @@ def heard_prefix(text: str, fraction: float) -> str:
     return cut.rstrip()
 
 
-class FakeAudioInput(io.AudioInput):
-    """The user's microphone: frames you push are what the session's STT hears.
-
-    Set it as ``session.input.audio`` before ``session.start()``; pair it with
-    :class:`~pytest_agentsim.fakes.FakeSTT` transcripts (the audio itself is never
-    analysed, only its duration counts).
-    """
-
-    def __init__(self, *, label: str = "agentsim-audio-in", sample_rate: int = 16000) -> None:
-        super().__init__(label=label)
-        self.sample_rate = sample_rate
-        self._frames: asyncio.Queue[rtc.AudioFrame] = asyncio.Queue()
-        self.pushed_seconds = 0.0
-
-    def push_frame(self, frame: rtc.AudioFrame) -> None:
-        self.pushed_seconds += frame.duration
-        self._frames.put_nowait(frame)
-
-    def push_silence(self, seconds: float, *, frame_ms: int = 100) -> None:
-        """Push ``seconds`` of silence as ``frame_ms`` frames (stands in for speech)."""
-        per_frame = self.sample_rate * frame_ms // 1000
-        for _ in range(max(1, round(seconds * 1000 / frame_ms))):
-            self.push_frame(
-                rtc.AudioFrame(
-                    data=bytes(per_frame * 2),
-                    sample_rate=self.sample_rate,
-                    num_channels=1,
-                    samples_per_channel=per_frame,
-                )
-            )
-
-    async def __anext__(self) -> rtc.AudioFrame:
-        return await self._frames.get()
-
-
 class RecordingAudioOutput(io.AudioOutput):
     """An audio sink that records segments and plays them instantly or on a virtual clock.
 
     ``instant=True``: each segment finishes (not interrupted) when the framework flushes it.
     ``instant=False``: nothing finishes until :meth:`advance` moves the clock past the end
     of a flushed segment; ``clear_buffer()`` then reports the exact virtual position.
+    ``clocked=True``: segments play out in the event loop's time, one after the other, as a
+    speaker does (on the virtual clock that costs nothing); an interruption (``clear_buffer``)
+    stops each at the loop's time, so what the user heard is what played before it.
     """
 
     def __init__(
@@ -168,13 +137,17 @@ class RecordingAudioOutput(io.AudioOutput):
         label: str = "agentsim-audio",
         sample_rate: int | None = None,
         current_speech: SpeechLookup | None = None,
+        clocked: bool = False,
     ) -> None:
         super().__init__(
             label=label,
             capabilities=io.AudioOutputCapabilities(pause=True),
             sample_rate=sample_rate,
         )
-        self.instant = instant
+        self.instant = instant and not clocked
+        self.clocked = clocked
+        self._free_at = 0.0  # loop time the last queued segment ends (clocked)
+        self._ends: dict[int, asyncio.TimerHandle] = {}
         self.segments: list[PlayedSegment] = []
         self.clock = 0.0
         """Virtual seconds advanced so far (``instant=False``)."""
@@ -232,6 +205,8 @@ class RecordingAudioOutput(io.AudioOutput):
                 speech_id=speech.id if speech is not None else None,
             )
             self._capturing = seg
+            if self.clocked:
+                seg.starts_at = max(self._now(), self._free_at)
             self.segments.append(seg)
             self._playing.append(seg)
             self.on_playback_started(created_at=time.time())
@@ -250,6 +225,10 @@ class RecordingAudioOutput(io.AudioOutput):
             self._flushed.set()
         if self.instant:
             self._finish(seg, played=seg.duration, interrupted=False)
+        elif self.clocked:
+            self._free_at = seg.starts_at + seg.duration
+            loop = asyncio.get_running_loop()
+            self._ends[seg.index] = loop.call_at(self._free_at, self._played_out, seg)
         else:
             self._play(0.0)
 
@@ -257,7 +236,19 @@ class RecordingAudioOutput(io.AudioOutput):
         while self._playing:
             seg = self._playing[0]
             # instant playout has played everything it was given
-            self._finish(seg, played=seg.duration if self.instant else seg.played, interrupted=True)
+            played = seg.duration if self.instant else seg.played
+            if self.clocked:
+                played = min(max(self._now() - seg.starts_at, 0.0), seg.duration)
+            self._finish(seg, played=played, interrupted=True)
+        self._free_at = self._now()
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def _played_out(self, seg: PlayedSegment) -> None:
+        self._ends.pop(seg.index, None)
+        if seg in self._playing:
+            self._finish(seg, played=seg.duration, interrupted=False)
 
     def advance(self, seconds: float) -> None:
         """Play ``seconds`` of virtual time (``instant=False``), finishing segments whose
@@ -281,6 +272,9 @@ class RecordingAudioOutput(io.AudioOutput):
 
     def _finish(self, seg: PlayedSegment, *, played: float, interrupted: bool) -> None:
         self._playing.remove(seg)
+        end = self._ends.pop(seg.index, None)
+        if end is not None:
+            end.cancel()
         seg.played = played
         seg.interrupted = interrupted
         seg.finished = True
@@ -464,11 +458,14 @@ class Outputs(SpokenLog):
         )
 
 
-def attach_outputs(session: AgentSession[Any], *, audio: bool, instant: bool = True) -> Outputs:
+def attach_outputs(
+    session: AgentSession[Any], *, audio: bool, instant: bool = True, clocked: bool = False
+) -> Outputs:
     """Install recording outputs on ``session`` (before ``session.start()``).
 
     ``audio=False``: text mode, only a transcription recorder (no audio output, so the
-    pipeline never synthesizes). ``audio=True``: a :class:`RecordingAudioOutput` too.
+    pipeline never synthesizes). ``audio=True``: a :class:`RecordingAudioOutput` too
+    (``instant``/``clocked``: its playout, see the class).
     """
     if getattr(session, "_started", False):
         raise RuntimeError("attach_outputs() must run before session.start()")
@@ -477,7 +474,11 @@ def attach_outputs(session: AgentSession[Any], *, audio: bool, instant: bool = T
         return session.current_speech
 
     text = RecordingTextOutput(current_speech=current)
-    sink = RecordingAudioOutput(instant=instant, current_speech=current) if audio else None
+    sink = (
+        RecordingAudioOutput(instant=instant, clocked=clocked, current_speech=current)
+        if audio
+        else None
+    )
     session.output.transcription = text
     session.output.audio = sink
     return Outputs(text, sink)

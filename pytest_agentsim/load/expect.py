@@ -125,14 +125,18 @@ def parse_event(ctx: Ctx, node: yaml.Node) -> EventExpectation:
         )
     vm = as_mapping(ctx, v, etype, _EVENT_EXAMPLES[etype])
     if etype == "message":
-        keys = check_keys(ctx, vm, ("role", *MATCH_KINDS), "message")
+        keys = check_keys(ctx, vm, ("role", "interrupted", *MATCH_KINDS), "message")
         role = (
             choice_of(ctx, keys["role"][1], "role", ("assistant", "user", "system", "developer"))
             if "role" in keys
             else "assistant"
         )
         return EventExpectation(
-            type=etype, role=role, text=parse_matcher(ctx, vm, keys, "message"), line=line
+            type=etype,
+            role=role,
+            text=parse_matcher(ctx, vm, keys, "message"),
+            line=line,
+            interrupted=_interrupted(ctx, keys),
         )
     if etype == "function_call":
         keys = check_keys(ctx, vm, ("name", "arguments"), "function_call")
@@ -172,7 +176,7 @@ def parse_spoken(ctx: Ctx, node: yaml.Node) -> SpokenExpectation:
             TextMatcher("contains", text_of(ctx, node, "spoken"), line_of(node)), line=line_of(node)
         )
     m = as_mapping(ctx, node, "a spoken matcher", "{contains: 'sorry'}")
-    keys = check_keys(ctx, m, (*TEXT_KINDS, "source"), "spoken matcher")
+    keys = check_keys(ctx, m, (*TEXT_KINDS, "source", "interrupted"), "spoken matcher")
     matcher = parse_matcher(ctx, m, keys, "spoken matcher")
     if matcher is None:
         raise ctx.error(
@@ -185,7 +189,13 @@ def parse_spoken(ctx: Ctx, node: yaml.Node) -> SpokenExpectation:
         if "source" in keys
         else None
     )
-    return SpokenExpectation(matcher, source=source, line=line_of(node))
+    return SpokenExpectation(
+        matcher, source=source, line=line_of(node), interrupted=_interrupted(ctx, keys)
+    )
+
+
+def _interrupted(ctx: Ctx, keys: dict[str, tuple[yaml.ScalarNode, yaml.Node]]) -> bool | None:
+    return bool_of(ctx, keys["interrupted"][1], "interrupted") if "interrupted" in keys else None
 
 
 def parse_closed(ctx: Ctx, node: yaml.Node) -> CloseExpectation:

@@ -103,6 +103,7 @@ class EventExpectation:
     arguments: dict[str, Any] | None = None  # function_call: subset that must match
     is_error: bool | None = None  # function_call_output
     new_agent: str | None = None  # agent_handoff: class name
+    interrupted: bool | None = None  # message: cut off by the user (voice time)
 
     def describe(self) -> str:
         parts = [self.type]
@@ -126,6 +127,7 @@ class SpokenExpectation:
     text: TextMatcher
     source: str | None = None  # "tts" | "audio" | "text"
     line: int | None = None
+    interrupted: bool | None = None  # heard only in part: the user barged in
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,6 +174,7 @@ class Turn:
     silence: float | None = None  # the user says nothing for that long (virtual seconds)
     pause: float | None = None  # the user waits that long after the agent finished
     within: float | None = None  # latency budget: the agent starts speaking within it
+    interrupt: float | None = None  # barge-in: seconds into the agent's previous reply
     llm: tuple[ModelStep, ...] = ()
     tts: tuple[ModelStep, ...] = ()
     tools: tuple[ToolMock, ...] = ()

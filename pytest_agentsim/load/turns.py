@@ -41,7 +41,7 @@ MAX_REPEAT = 1000
 
 STEP_KEYS = ("llm", "tts", "tools", "expect", "spoken", "closed")
 STARTERS = ("user", "say", "generate_reply", "silence")
-USER_TURN_KEYS = ("output", "input_required", "pause", "within")  # only with `user:`
+USER_TURN_KEYS = ("output", "input_required", "pause", "within", "interrupt")  # with `user:`
 TURN_KEYS = (*STARTERS, *STEP_KEYS, *USER_TURN_KEYS)
 MAX_SILENCE = 3600.0  # an hour of saying nothing: more is a typo
 MAX_DELAY = 600.0  # a provider delay of ten minutes is a typo
@@ -69,13 +69,26 @@ def parse_turn(ctx: Ctx, index: int, node: yaml.Node) -> Turn:
                 what = {
                     "pause": "is how long the user waits before a user turn",
                     "within": "is the latency budget of the reply to a user turn",
+                    "interrupt": "is when the user barges in with a user turn",
                 }.get(key, "checks the RunResult of a user turn")
                 raise ctx.error(
                     keys[key][0],
                     f"`{key}` {what}; turn {index + 1} has none",
                     f"move `{key}` to the `user:` turn it belongs to",
                 )
-            if key in ("pause", "within"):
+            if key == "interrupt" and index == 0:
+                raise ctx.error(
+                    keys[key][0],
+                    "`interrupt` barges into the agent's reply to the turn before; turn 1 has none",
+                    "script the turn the agent answers first, then interrupt it in the next",
+                )
+            if key == "interrupt" and "pause" in keys:
+                raise ctx.error(
+                    keys["pause"][0],
+                    "a turn that interrupts the agent cannot also wait for it to finish",
+                    "keep `interrupt` (seconds into the agent's speech) or `pause`",
+                )
+            if key in ("pause", "within", "interrupt"):
                 t[key] = _seconds(ctx, keys[key][1], key, MAX_SILENCE)
             else:
                 t[key] = parse_text_matcher(ctx, keys[key][1], key)

@@ -48,6 +48,7 @@ class ObservedEvent:
     new_agent: str | None = None  # agent_handoff: the new agent's class name, when known
     new_agent_id: str | None = None  # agent_handoff: its id (livekit's Agent.id)
     call_id: str | None = None  # function_call / function_call_output
+    interrupted: bool | None = None  # message: livekit marks a reply cut off by the user
 
     def describe(self) -> str:
         if self.type == "message":
@@ -88,7 +89,14 @@ def observe_run_events(events: Iterable[Any]) -> list[ObservedEvent]:
     for ev in events:
         item: Any = getattr(ev, "item", None)
         if ev.type == "message":
-            out.append(ObservedEvent("message", role=item.role, text=item.text_content or ""))
+            out.append(
+                ObservedEvent(
+                    "message",
+                    role=item.role,
+                    text=item.text_content or "",
+                    interrupted=bool(getattr(item, "interrupted", False)),
+                )
+            )
         elif ev.type == "function_call":
             out.append(_call(item.name, item.arguments, item.call_id))
         elif ev.type == "function_call_output":
@@ -114,7 +122,14 @@ def observe_timeline(entries: Sequence[TimelineEntry], turn: int) -> list[Observ
             continue
         d = e.detail
         if e.kind == "agent":
-            out.append(ObservedEvent("message", role="assistant", text=d.get("content", e.text)))
+            out.append(
+                ObservedEvent(
+                    "message",
+                    role="assistant",
+                    text=d.get("content", e.text),
+                    interrupted=bool(d.get("interrupted", False)),
+                )
+            )
         elif e.kind == "tool_call":
             out.append(_call(d.get("name"), d.get("arguments", "{}"), d.get("call_id")))
         elif e.kind == "tool_output":
@@ -152,7 +167,12 @@ def observe_proto_items(items: Iterable[Any]) -> list[ObservedEvent]:
             role = proto_role(item.message)
             if role not in ("user", "system", "developer"):  # the agent's side only
                 out.append(
-                    ObservedEvent("message", role=role, text=proto_message_text(item.message))
+                    ObservedEvent(
+                        "message",
+                        role=role,
+                        text=proto_message_text(item.message),
+                        interrupted=bool(getattr(item.message, "interrupted", False)),
+                    )
                 )
         elif which == "function_call":
             fc = item.function_call

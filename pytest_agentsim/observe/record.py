@@ -65,6 +65,7 @@ class Recorder:
         self.fault_texts: set[str] = set()
         self.crashes: list[TimelineEntry] = []  # agent hooks that raised (on_enter)
         self.speaking_at: list[float] = []  # loop time of each "speaking" agent state
+        self.speaking = asyncio.Event()  # set at each; cleared by whoever waits on it
 
     # -- writing ---------------------------------------------------------------------
     def set_line(self, line: int | None) -> None:
@@ -85,6 +86,7 @@ class Recorder:
         text in text mode), the loop's time is kept for latency budgets (``within:``)."""
         if getattr(ev, "new_state", None) == "speaking":
             self.speaking_at.append(asyncio.get_running_loop().time())
+            self.speaking.set()
 
     def record_fault(self, resource: str, call: int, fault: Fault, where: str = "") -> None:
         """A model call failed with a fault the scenario injected."""

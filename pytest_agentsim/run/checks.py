@@ -73,6 +73,9 @@ def event_mismatch(
             return f"expected a {exp.role} message, got {got.describe()}"
         if exp.text and not exp.text.matches(got.text, judge):
             return f"message text does not match {exp.text.describe(judge)}: got {got.text!r}"
+        if exp.interrupted is not None and bool(got.interrupted) != exp.interrupted:
+            was = "was interrupted" if got.interrupted else "was not interrupted"
+            return f"expected interrupted={exp.interrupted}, but the message {was}: {got.text!r}"
     elif exp.type == "function_call":
         if exp.name and got.name != exp.name:
             return f"expected a call to {exp.name!r}, got {got.describe()}"
@@ -204,8 +207,14 @@ def check_spoken(
                 line=exp.line,
             )
         s = texts[i]
-        if not exp.text.matches(s.text, judge) or (exp.source and s.source != exp.source):
+        if (
+            not exp.text.matches(s.text, judge)
+            or (exp.source and s.source != exp.source)
+            or (exp.interrupted is not None and s.interrupted != exp.interrupted)
+        ):
             src = f" from {exp.source}" if exp.source else ""
+            if exp.interrupted is not None:
+                src += " (interrupted)" if exp.interrupted else " (heard in full)"
             raise StepFailed(
                 f"{label}, spoken item {i + 1}: expected "
                 f"{exp.text.describe(judge)}{src}, got [{s.source}] {s.text!r}\n"

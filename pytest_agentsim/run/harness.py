@@ -65,6 +65,7 @@ class AgentSim(Recorder):
         self.results: list[RunResult[Any]] = []
         self.run_errors: list[Exception] = []  # exceptions that ended a turn
         self.mode: Mode = "text"
+        self.clocked_playout = False  # audio plays out in loop time (a user may barge in)
         self.greeting_run: RunResult[Any] | None = None  # what session.start() set going
         self._session: AgentSession[Any] | None = None
         self._tool_errors: ToolErrorLog | None = None
@@ -163,7 +164,9 @@ class AgentSim(Recorder):
     def attach(self, session: AgentSession[Any]) -> None:
         """Record everything ``session`` does; call before ``session.start()``."""
         self._session = session
-        self.listen_to(attach_outputs(session, audio=self.mode == "audio"))
+        self.listen_to(
+            attach_outputs(session, audio=self.mode == "audio", clocked=self.clocked_playout)
+        )
         session.on("conversation_item_added", listener(self.record_item))
         session.on("conversation_item_added", listener(self._saw_item))
         session.on("function_tools_executed", listener(self.record_tools))
@@ -241,6 +244,16 @@ class AgentSim(Recorder):
         self.results.append(result)
         await self.wait_quiet()
         return result
+
+    async def barge_in(self) -> bool:
+        """The user starts speaking over the agent, handled as livekit handles typed input
+        (``await session.interrupt()``); False when the speech playing does not allow
+        interruptions (it plays on)."""
+        try:
+            await self.session.interrupt()
+        except RuntimeError:
+            return False
+        return True
 
     async def silence(self, seconds: float) -> None:
         """The user says nothing for ``seconds`` (on the virtual clock, an instant): the

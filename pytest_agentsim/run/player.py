@@ -161,8 +161,10 @@ class TurnPlayer:
     async def _steps(self, queued: Turn | None) -> None:
         cfg = self.scenario.config
         await self.play_greeting(cfg.greeting)
-        for turn in cfg.turns or ():
-            await self.play_turn(turn, queue=turn is not queued)
+        turns = cfg.turns or ()
+        for turn, after in zip(turns, [*turns[1:], None], strict=True):
+            barge = after if after is not None and after.interrupt is not None else None
+            await self.play_turn(turn, queue=turn is not queued, barged_by=barge)
         if not self.settings.allow_unused:
             self.check_unused()
         await self.driver.finish()
@@ -225,7 +227,9 @@ class TurnPlayer:
             return
         self.check_step(greeting)
 
-    async def play_turn(self, turn: Turn, *, queue: bool = True) -> None:
+    async def play_turn(
+        self, turn: Turn, *, queue: bool = True, barged_by: Turn | None = None
+    ) -> None:
         rec = self.rec
         rec.set_line(turn.line)
         if rec.closed:
@@ -240,12 +244,55 @@ class TurnPlayer:
             await asyncio.sleep(turn.pause)
         asked_at, spoke = asyncio.get_running_loop().time(), len(rec.speaking_at)
         with self.driver.tool_mocks(turn.tools):
-            await self.driver.play(turn)
+            if barged_by is None:
+                await self.driver.play(turn)
+            else:
+                await self.play_barged(turn, barged_by)
         must_close = turn.closed is not None and turn.closed.closed
         await self.driver.settle(spoken=len(turn.spoken or ()), close=must_close)
         if turn.within is not None:
             self.check_within(turn, turn.within, rec.speaking_at[spoke:], asked_at)
         self.check_step(turn)
+
+    async def play_barged(self, turn: Turn, by: Turn) -> None:
+        """Plays ``turn`` until the agent has spoken ``by.interrupt`` seconds of its reply,
+        then the user barges in (``by`` itself plays next, as a user turn)."""
+        assert by.interrupt is not None
+        if self.settings.mode != "audio":
+            raise StepFailed(
+                f"{by.label}: `interrupt` needs the agent's speech to take time, which it "
+                "does only in `mode: audio` (in text mode a reply arrives at once)",
+                line=by.line,
+            )
+        rec, loop = self.rec, asyncio.get_running_loop()
+        spoke = len(rec.speaking_at)
+        play = asyncio.ensure_future(self.driver.play(turn))
+        while len(rec.speaking_at) == spoke and not play.done():
+            rec.speaking.clear()
+            heard = asyncio.ensure_future(rec.speaking.wait())
+            await asyncio.wait({play, heard}, return_when=asyncio.FIRST_COMPLETED)
+            heard.cancel()
+        if len(rec.speaking_at) == spoke:
+            await play  # its own failure first, if it had one
+            raise StepFailed(
+                f"{by.label}: the user was to barge in {by.interrupt:g} s into the agent's "
+                f"reply, but the agent did not speak in {turn.label}",
+                line=by.line,
+            )
+        at = rec.speaking_at[spoke] + by.interrupt
+        await asyncio.wait({play}, timeout=max(at - loop.time(), 0.0))
+        if play.done():
+            await play
+            raise StepFailed(
+                f"{by.label}: the user was to barge in {by.interrupt:g} s into the agent's "
+                f"reply, but it had finished speaking after "
+                f"{loop.time() - rec.speaking_at[spoke]:.3g} s",
+                line=by.line,
+            )
+        rec.note("note", f"the user barges in, {by.interrupt:g} s into the agent's speech")
+        if not await self.driver.barge_in():
+            rec.note("note", "the agent's speech does not allow interruptions: it plays on")
+        await play
 
     def check_within(self, turn: Turn, budget: float, starts: list[float], asked: float) -> None:
         """``within:``: the agent's first audio (first text in text mode) came within

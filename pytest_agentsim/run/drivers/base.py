@@ -52,6 +52,11 @@ class Driver(abc.ABC):
         """Await ``step`` where the agent's turns run (an entrypoint's session context)."""
         return await step
 
+    async def barge_in(self) -> bool:
+        """The user starts speaking over the agent's reply (``interrupt:``); False when the
+        speech does not allow interruptions. Modes that cannot say so in ``unsupported``."""
+        raise NotImplementedError(f"{self.mode_name} cannot interrupt the agent")
+
     @abc.abstractmethod
     async def greeting(self) -> None:
         """Wait until what the agent does on its own after ``session.start()`` is done and

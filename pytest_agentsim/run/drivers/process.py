@@ -99,6 +99,7 @@ class ProcessDriver(Driver):
     def unsupported(self, scenario: Scenario) -> ScenarioError | None:
         cfg = scenario.config
         timed = [(t.line, "within") for t in cfg.turns or () if t.within is not None]
+        timed += [(t.line, "interrupt") for t in cfg.turns or () if t.interrupt is not None]
         if cfg.timing is not None:
             timed.insert(0, (cfg.timing_line, "timing"))
         if timed:

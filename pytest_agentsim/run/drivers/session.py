@@ -50,6 +50,8 @@ class SessionDriver(Driver):
         self.scenario = scenario
         self.settings = settings
         self.make_agent = make_agent
+        # a turn that barges in needs the agent's audio to take time to play
+        sim.clocked_playout = any(t.interrupt is not None for t in scenario.config.turns or ())
 
     async def start(self) -> None:
         assert self.make_agent is not None
@@ -96,6 +98,9 @@ class SessionDriver(Driver):
                 await sim.generate_reply(turn.generate_reply)
         except AgentSimAssertionError as e:
             raise StepFailed(str(e).split("\n\n", 1)[0], line=turn.line) from None
+
+    async def barge_in(self) -> bool:
+        return await self.sim.barge_in()
 
     @contextlib.contextmanager
     def tool_mocks(self, mocks: tuple[ToolMock, ...]) -> Iterator[None]:
