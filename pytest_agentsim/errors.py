@@ -90,6 +90,7 @@ class ScenarioFailure(AgentsimError, AssertionError):
         self.location = location
         self.transcript = transcript
         self.timeline = timeline or []
+        self.metrics: dict[str, Any] | None = None  # the run's JobMetrics (protojson)
         super().__init__(f"{self.headline()}\n\nTranscript:\n{transcript}")
 
     def headline(self) -> str:

@@ -4,6 +4,7 @@ wall time."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
@@ -339,3 +340,48 @@ def test_misplaced_interrupts_are_located_errors(
     result = pytester.runpytest("--agentsim", "-p", "no:cacheprovider")
     result.stdout.fnmatch_lines([message])
     assert result.ret != 0
+
+
+# -- metrics: JobMetrics per scenario, the run as a SimulationRun -----------------------------
+
+
+def test_metrics_are_the_cloud_simulators_shape_and_the_same_every_run(
+    pytester: pytest.Pytester, write: Write
+) -> None:
+    from google.protobuf.json_format import ParseDict
+    from livekit.protocol.agent_simulation import SimulationRun
+
+    write("agent.py", AGENT)
+    write("scenarios.yaml", SCENARIOS.format(agent="agent:Desk"))
+    serial = pytester.runpytest(
+        "--agentsim",
+        "-p",
+        "no:cacheprovider",
+        "--agentsim-metrics",
+        "serial.json",
+        "--junitxml",
+        "junit.xml",
+    )
+    serial.assert_outcomes(failed=5)
+    parallel = pytester.runpytest(
+        "--agentsim", "-p", "no:cacheprovider", "--agentsim-metrics", "parallel.json", "-n", "2"
+    )
+    parallel.assert_outcomes(failed=5)
+    text = (pytester.path / "serial.json").read_text()
+    assert text == (pytester.path / "parallel.json").read_text()
+    run = ParseDict(json.loads(text), SimulationRun())
+    assert (run.job_count, run.failed_count) == (5, 5)
+    jobs = {job.label: job for job in run.jobs}
+    text_turns = jobs["text"].metrics
+    assert [t.e2e_latency_ms for t in text_turns.turns if t.role == 3] == [600, 600]
+    assert text_turns.llm.ttft_ms == 600
+    audio = jobs["audio adds the tts"].metrics.conversation
+    assert (audio.heard_e2e_latency_p50_ms, audio.heard_e2e_latency_p99_ms) == (850, 850)
+    slow = jobs["slow tool"].metrics
+    assert slow.conversation.awkward_silence_count == 1
+    assert slow.turns[0].start_ms == 120_000  # after the user's two-minute pause
+    assert jobs["never speaks"].metrics.conversation.unanswered_turns == 1
+    assert "STATUS_FAILED" in text and "over its latency budget" in text
+    junit = (pytester.path / "junit.xml").read_text()
+    assert 'name="metrics.unansweredTurns" value="1"' in junit
+    assert 'name="metrics.heardE2eLatencyP95Ms" value="850"' in junit

@@ -27,6 +27,7 @@ from .fixtures import (
     fake_stt,
     fake_tts,
 )
+from .metrics import JOB_ATTR, MetricsWriter, job_of
 from .repeat import pass_rate_summary
 from .reporting import record_report, write_session_report
 from .settings import SETTINGS_KEY, Settings
@@ -114,6 +115,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="PATH",
         help="write one self-contained HTML page with every scenario's conversation.",
+    )
+    group.addoption(
+        "--agentsim-metrics",
+        default=None,
+        metavar="PATH",
+        help="write the run's conversation metrics as one SimulationRun protojson (each "
+        "scenario a job with its JobMetrics: latencies, unanswered turns), as LiveKit's "
+        "cloud simulator reports them.",
     )
     group.addoption(
         "--agentsim-model",
@@ -253,6 +262,9 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     settings = Settings.from_config(config)
     config.stash[SETTINGS_KEY] = settings
+    metrics = config.getoption("--agentsim-metrics", None)
+    if metrics:
+        config.pluginmanager.register(MetricsWriter(config, Path(metrics)), "agentsim-metrics")
     if not settings.enabled:
         # without --agentsim, scenario snapshots have no items: keep syrupy from reporting
         # them as unused (or deleting them on --snapshot-update)
@@ -320,6 +332,8 @@ def pytest_runtest_makereport(
         transcript = item.transcript()
         if transcript and report.failed:
             report.sections.append(("agentsim transcript", transcript))
+    if call.when == "call" and item.config.getoption("--agentsim-metrics"):
+        setattr(report, JOB_ATTR, job_of(item, report))
     if item.config.getoption("--agentsim-report") and (
         call.when == "call" or (call.when == "setup" and not report.passed)
     ):

@@ -25,6 +25,7 @@ from ..load.model import Scenario
 from ..observe.history import mask_history
 from ..observe.timeline import TimelineEntry, render_transcript
 from .cassettes import missing_cassette, report_unused, shown_path
+from .metrics import keep_metrics
 from .repeat import play_repeated
 from .settings import (
     SETTINGS_KEY,
@@ -297,10 +298,17 @@ class ScenarioItem(pytest.Function):
         (run/contain.py)."""
         from ..run import api as engine
 
-        if resolved.process:
-            return run_blocking(play)
-        loop = asyncio.new_event_loop if resolved.real_timing else engine.VirtualClockLoop
-        return engine.run_contained(play, loop, timeout=resolved.timeout, name=self.nodeid)
+        try:
+            if resolved.process:
+                run = run_blocking(play)
+            else:
+                loop = asyncio.new_event_loop if resolved.real_timing else engine.VirtualClockLoop
+                run = engine.run_contained(play, loop, timeout=resolved.timeout, name=self.nodeid)
+        except ScenarioFailure as e:
+            keep_metrics(self, e.metrics)
+            raise
+        keep_metrics(self, run.metrics)
+        return run
 
     def _judged_repeatedly(self, target: Any, resolved: RunSettings) -> ScenarioRun:
         """A scripted run whose `judge` matchers are recorded, ``--agentsim-repeat`` times

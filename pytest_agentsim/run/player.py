@@ -18,7 +18,7 @@ from typing import Any
 
 from ..answers import LLMAnswer
 from ..errors import ScenarioError, ScenarioFailure
-from ..load.model import Judge, ModelStep, Scenario, Turn
+from ..load.model import Judge, ModelStep, Scenario, Timing, Turn
 from ..observe.record import Recorder
 from ..observe.timeline import TimelineEntry
 from . import contain
@@ -31,10 +31,12 @@ from .checks import (
     check_spoken,
 )
 from .drivers.base import Driver
+from .metrics import TurnTiming, job_metrics
 from .outcome import StepFailed, scenario_failure
 from .scripts import Scripts
 from .settings import RunSettings
 from .unused import ScriptedLines, check_tool_names, unused_failure
+from .voice import check_within, play_barged, turn_timing
 
 __all__ = ["ScenarioRun", "TurnPlayer"]
 
@@ -48,6 +50,7 @@ class ScenarioRun:
     history: list[dict[str, Any]] | None = None  # only kept when settings.keep_history
     blocked: list[str] = dataclasses.field(default_factory=list)  # hosts a child tried
     figures: dict[str, Any] = dataclasses.field(default_factory=dict)  # mode-specific
+    metrics: dict[str, Any] | None = None  # JobMetrics protojson (run/metrics.py)
 
 
 class TurnPlayer:
@@ -76,6 +79,9 @@ class TurnPlayer:
         self.greeting_used = 0  # answers of turn 1 the greeting took (no greeting block)
         self.captured: dict[str, str] = {}  # regex named groups, for ${name} in answers
         self.crashes_seen = 0
+        self.timings: list[TurnTiming] = []  # per user turn, for the metrics
+        self.t0 = 0.0
+        self.agent_ended = False
 
     # -- failures ----------------------------------------------------------------------
     def fail(
@@ -87,6 +93,7 @@ class TurnPlayer:
     async def run(self) -> ScenarioRun:
         """Play the scenario; raises ScenarioFailure (or ScenarioError) on failure."""
         contain.on_failure(lambda reason: self.fail(reason, self.rec.line))
+        self.t0 = asyncio.get_running_loop().time()
         try:
             try:
                 if self.driver.bounded():
@@ -96,7 +103,9 @@ class TurnPlayer:
             except StepFailed as e:
                 raise self.fail(e.reason, e.line or self.scenario.line, mark=e.entry) from None
         except ScenarioFailure as e:
-            raise self.driver.annotate(e) from None
+            failure = self.driver.annotate(e)
+            failure.metrics = self.metrics()
+            raise failure from None
         history = self.driver.history() if self.settings.keep_history else None
         return ScenarioRun(
             rec=self.rec,
@@ -104,6 +113,21 @@ class TurnPlayer:
             history=history,
             blocked=self.driver.blocked_hosts(),
             figures=self.driver.figures(),
+            metrics=self.metrics(),
+        )
+
+    def metrics(self) -> dict[str, Any] | None:
+        """The run's JobMetrics, where the mode sees when the agent speaks."""
+        if not self.driver.sees_speech:
+            return None
+        timing = self.scenario.config.timing or Timing()
+        return job_metrics(
+            self.timings,
+            t0=self.t0,
+            audio=self.settings.mode == "audio",
+            llm_ttft=timing.llm_ttft,
+            tts_ttfb=timing.tts_ttfb,
+            agent_ended=self.agent_ended,
         )
 
     async def _bounded(self, play: Any) -> None:
@@ -165,6 +189,7 @@ class TurnPlayer:
         for turn, after in zip(turns, [*turns[1:], None], strict=True):
             barge = after if after is not None and after.interrupt is not None else None
             await self.play_turn(turn, queue=turn is not queued, barged_by=barge)
+        self.agent_ended = self.rec.closed
         if not self.settings.allow_unused:
             self.check_unused()
         await self.driver.finish()
@@ -247,70 +272,15 @@ class TurnPlayer:
             if barged_by is None:
                 await self.driver.play(turn)
             else:
-                await self.play_barged(turn, barged_by)
+                await play_barged(self.driver, rec, self.settings.mode, turn, barged_by)
         must_close = turn.closed is not None and turn.closed.closed
         await self.driver.settle(spoken=len(turn.spoken or ()), close=must_close)
+        if turn.user is not None:
+            timing = self.scenario.config.timing
+            self.timings.append(turn_timing(rec, timing, turn, asked_at, rec.speaking_at[spoke:]))
         if turn.within is not None:
-            self.check_within(turn, turn.within, rec.speaking_at[spoke:], asked_at)
+            check_within(rec, turn, turn.within, rec.speaking_at[spoke:], asked_at)
         self.check_step(turn)
-
-    async def play_barged(self, turn: Turn, by: Turn) -> None:
-        """Plays ``turn`` until the agent has spoken ``by.interrupt`` seconds of its reply,
-        then the user barges in (``by`` itself plays next, as a user turn)."""
-        assert by.interrupt is not None
-        if self.settings.mode != "audio":
-            raise StepFailed(
-                f"{by.label}: `interrupt` needs the agent's speech to take time, which it "
-                "does only in `mode: audio` (in text mode a reply arrives at once)",
-                line=by.line,
-            )
-        rec, loop = self.rec, asyncio.get_running_loop()
-        spoke = len(rec.speaking_at)
-        play = asyncio.ensure_future(self.driver.play(turn))
-        while len(rec.speaking_at) == spoke and not play.done():
-            rec.speaking.clear()
-            heard = asyncio.ensure_future(rec.speaking.wait())
-            await asyncio.wait({play, heard}, return_when=asyncio.FIRST_COMPLETED)
-            heard.cancel()
-        if len(rec.speaking_at) == spoke:
-            await play  # its own failure first, if it had one
-            raise StepFailed(
-                f"{by.label}: the user was to barge in {by.interrupt:g} s into the agent's "
-                f"reply, but the agent did not speak in {turn.label}",
-                line=by.line,
-            )
-        at = rec.speaking_at[spoke] + by.interrupt
-        await asyncio.wait({play}, timeout=max(at - loop.time(), 0.0))
-        if play.done():
-            await play
-            raise StepFailed(
-                f"{by.label}: the user was to barge in {by.interrupt:g} s into the agent's "
-                f"reply, but it had finished speaking after "
-                f"{loop.time() - rec.speaking_at[spoke]:.3g} s",
-                line=by.line,
-            )
-        rec.note("note", f"the user barges in, {by.interrupt:g} s into the agent's speech")
-        if not await self.driver.barge_in():
-            rec.note("note", "the agent's speech does not allow interruptions: it plays on")
-        await play
-
-    def check_within(self, turn: Turn, budget: float, starts: list[float], asked: float) -> None:
-        """``within:``: the agent's first audio (first text in text mode) came within
-        ``budget`` seconds of the end of the user's turn, on the scenario's clock."""
-        if not starts:
-            raise StepFailed(
-                f"{turn.label}: the agent never started speaking (within: {budget:g} s)",
-                line=turn.line,
-            )
-        latency = starts[0] - asked
-        entry = self.rec.note("note", f"the agent started speaking after {latency:.3g} s")
-        if latency > budget + 1e-9:
-            raise StepFailed(
-                f"{turn.label}: the agent started speaking {latency:.3g} s after the user's "
-                f"turn, over its latency budget (within: {budget:g} s)",
-                line=turn.line,
-                entry=entry,
-            )
 
     def check_crashes(self, label: str, line: int | None) -> None:
         """An agent hook that raised during the step (livekit only logs it)."""

@@ -35,6 +35,7 @@ class Driver(abc.ABC):
 
     mode_name: ClassVar[str]
     ends_a_job: ClassVar[bool] = False  # an AgentServer job: on_session_end runs after the call
+    sees_speech: ClassVar[bool] = True  # sees when the agent starts speaking (metrics)
     """How failures name the mode (``process mode``...)."""
 
     rec: Recorder

@@ -55,6 +55,7 @@ CLOSE_WAIT = 5.0
 class ProcessDriver(Driver):
     mode_name: ClassVar[str] = "process mode"
     ends_a_job: ClassVar[bool] = True
+    sees_speech: ClassVar[bool] = False  # no agent-state timing over the protocol, yet
 
     def __init__(self, scenario: Scenario, agent_file: Path, settings: RunSettings) -> None:
         self.scenario = scenario
