@@ -293,6 +293,9 @@ class WarmPool:
             raise WarmUnavailable(f"{moved[0]} differs from the warm server's")
         return await server.fork(env, connect, log_path), server
 
+    def server_pids(self) -> list[int]:
+        return [server.pid for server in self._servers.values()]
+
     def shutdown(self) -> None:
         """End every server; the next session starts afresh."""
         servers, self._servers = list(self._servers.values()), {}
