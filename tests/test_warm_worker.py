@@ -67,6 +67,8 @@ class Desk(Agent):
 def prewarm(proc: JobProcess) -> None:
     proc.userdata["prewarmed_in"] = os.getpid()
     event("prewarm")
+    if os.environ.get("DESK_PREWARM_THREAD"):  # e.g. a model runtime's worker thread
+        threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()
 
 
 server = AgentServer(setup_fnc=prewarm)
@@ -231,6 +233,28 @@ def test_thread_at_import_falls_back_to_cold_start(pytester: pytest.Pytester) ->
     # the warm server tried once, then every scenario started cold (its own import)
     imports = [f["pid"] for kind, f in events(pytester.path) if kind == "import"]
     assert len(imports) == 3
+    assert _agent_children(pytester.path) == set()
+
+
+@pytest.mark.usefixtures("desk")
+def test_thread_from_prewarm_leaves_prewarm_to_each_job(pytester: pytest.Pytester) -> None:
+    os.environ["DESK_PREWARM_THREAD"] = "1"
+    try:
+        result = run(pytester, "-k", "First or Second")
+    finally:
+        del os.environ["DESK_PREWARM_THREAD"]
+    assert outcomes(result) == {"First note": "PASSED", "Second note": "PASSED"}
+    seen = events(pytester.path)
+    imports = [f["pid"] for kind, f in seen if kind == "import"]
+    prewarms = [f["pid"] for kind, f in seen if kind == "prewarm"]
+    jobs = [f for kind, f in seen if kind == "job"]
+    # the first server's prewarm left a thread: a second server imports without it, and
+    # each forked job prewarms in its own process, as a cold child does (jobs that started
+    # cold would have imported the file themselves)
+    assert len(imports) == 2
+    assert prewarms == [imports[0], *(f["pid"] for f in jobs)]
+    assert [f["prewarmed_in"] for f in jobs] == [f["pid"] for f in jobs]
+    assert imports[1] not in {f["pid"] for f in jobs}
     assert _agent_children(pytester.path) == set()
 
 

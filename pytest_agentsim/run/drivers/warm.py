@@ -18,7 +18,9 @@ no event loop, for requests on stdin (JSON lines), and answers on its original s
 
 End of stdin (pytest gone or done) kills every job left and exits. The first answer is
 ``{"ready": pid, ...}``, or ``{"unfit": why}`` when forking would not be safe or the file
-does not import: the parent then starts cold children. Never imports pytest.
+does not import: the parent then starts cold children, or, when it was the prewarm that
+left threads behind, a server that leaves the prewarm to each job (``$AGENTSIM_WARM_PREWARM
+= 0``). Never imports pytest.
 """
 
 from __future__ import annotations
@@ -156,6 +158,10 @@ def main(argv: list[str]) -> int:
         server = _discover(agent_file)
         _preload()
         imported = time.monotonic()
+        unsafe = _fork_unsafe(baseline)
+        if unsafe is not None:
+            replies.send(unfit=unsafe)
+            return 1
         if prewarm:
             # as livekit's job runner prewarms a thread-executor job process
             prewarmed = JobProcess(
@@ -173,8 +179,8 @@ def main(argv: list[str]) -> int:
         if guard is not None:
             guard.__exit__(None, None, None)
     why = _fork_unsafe(baseline)
-    if why is not None:
-        replies.send(unfit=why, prewarmed=prewarm)
+    if why is not None:  # the prewarm did it: a server that leaves it to each job may do
+        replies.send(unfit=f"{why} (by setup_fnc)", retry_without_prewarm=True)
         return 1
     replies.send(
         ready=os.getpid(),

@@ -135,6 +135,7 @@ class WarmServer:
         self._exits: dict[int, int] = {}
         self.ready: dict[str, Any] | None = None
         self.unfit: str | None = None
+        self.retry_without_prewarm = False  # unfit because of what setup_fnc started
 
     @property
     def pid(self) -> int:
@@ -163,6 +164,7 @@ class WarmServer:
                 self.ready = message
             elif "unfit" in message:
                 self.unfit = str(message["unfit"])
+                self.retry_without_prewarm = bool(message.get("retry_without_prewarm"))
             else:
                 self._replies.append(message)
 
@@ -279,19 +281,29 @@ class WarmPool:
             imported_with = {
                 k: v for k, v in env.items() if k not in PER_JOB_ENV or k in GATEWAY_URL_ENV
             }
-            server = WarmServer(agent_file, imported_with, cwd)
-            self._servers[key] = server
-            try:
-                await server.wait_ready()
-            except WarmUnavailable as e:
-                self._servers.pop(key).close()
-                self._cold[key] = str(e)
-                log.debug("warm server for %s unavailable: %s", agent_file, e)
-                raise
+            server = await self._start(key, agent_file, imported_with, cwd)
         moved = [k for k in GATEWAY_URL_ENV if env.get(k) != server.env.get(k)]
         if moved:  # the gateway could not take its port: the import saw another URL
             raise WarmUnavailable(f"{moved[0]} differs from the warm server's")
         return await server.fork(env, connect, log_path), server
+
+    async def _start(
+        self, key: Key, agent_file: Path, env: dict[str, str], cwd: Path
+    ) -> WarmServer:
+        server = WarmServer(agent_file, env, cwd)
+        self._servers[key] = server
+        try:
+            await server.wait_ready()
+            return server
+        except WarmUnavailable as e:
+            self._servers.pop(key).close()
+            if server.retry_without_prewarm and env.get(warm.PREWARM_ENV) != "0":
+                # the imports can still be shared; each job then prewarms itself, as cold
+                log.debug("warm server for %s: %s; prewarming per job", agent_file, e)
+                return await self._start(key, agent_file, {**env, warm.PREWARM_ENV: "0"}, cwd)
+            self._cold[key] = str(e)
+            log.debug("warm server for %s unavailable: %s", agent_file, e)
+            raise
 
     def server_pids(self) -> list[int]:
         return [server.pid for server in self._servers.values()]
