@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -265,3 +269,41 @@ def test_cold_start_ini(pytester: pytest.Pytester, write: Write) -> None:
     assert outcomes(result) == {"First note": "PASSED", "Second note": "PASSED"}
     imports = [f for kind, f in events(pytester.path) if kind == "import"]
     assert len(imports) == 2
+
+
+@pytest.mark.usefixtures("desk")
+def test_xdist_workers_have_their_own_servers(pytester: pytest.Pytester) -> None:
+    result = run(pytester, "-n", "2")
+    assert outcomes(result) == EXPECTED
+    imports = [f for kind, f in events(pytester.path) if kind == "import"]
+    # at most one server per worker and environment, whatever the distribution
+    assert 2 <= len(imports) <= 4
+    assert _agent_children(pytester.path) == set()
+
+
+def test_ctrl_c_ends_the_warm_server_and_its_job(pytester: pytest.Pytester, write: Write) -> None:
+    """SIGINT to pytest mid-scenario: the session ends and no agent process is left."""
+    agent = AGENT_PY.replace(
+        "    await session.start(", "    await asyncio.sleep(3600)\n    await session.start("
+    )
+    write("agent.py", "import asyncio\n" + agent)
+    write("scenarios.yaml", SCENARIOS)
+    proc = pytester.popen(
+        [sys.executable, "-m", "pytest", "--agentsim", "-p", "no:cacheprovider", "-k", "First"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while len(_agent_children(pytester.path)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(_agent_children(pytester.path)) == 2, "no warm server and job"
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while _agent_children(pytester.path) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _agent_children(pytester.path) == set()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
