@@ -34,6 +34,7 @@ from livekit.agents import Agent, AgentServer, AgentSession, JobContext, JobProc
 from livekit.agents import RunContext, function_tool, inference
 
 MOOD = os.environ.get("DESK_MOOD", "calm")  # read once, at import time
+os.environ["DESK_SET_AT_IMPORT"] = "kept"  # what the import sets, the job still sees
 NOTES = []  # module state: a job that shares it with another job is no fresh job
 
 
@@ -60,7 +61,7 @@ class Desk(Agent):
     @function_tool
     async def mood(self, context: RunContext) -> str:
         """The desk's mood."""
-        return f"mood {MOOD}"
+        return f"mood {MOOD}, {os.environ.get('DESK_SET_AT_IMPORT')}"
 
     @function_tool
     async def crash(self, context: RunContext) -> str:
@@ -132,7 +133,7 @@ scenarios:
             - say: Fine.
           expect:
             - function_call: {name: mood}
-            - function_call_output: {equals: mood grumpy}
+            - function_call_output: {equals: "mood grumpy, kept"}
             - message: {contains: Fine}
   - label: Calm again
     agentsim:
@@ -143,7 +144,7 @@ scenarios:
             - say: Fine.
           expect:
             - function_call: {name: mood}
-            - function_call_output: {equals: mood calm}
+            - function_call_output: {equals: "mood calm, kept"}
             - message: {contains: Fine}
 """
 

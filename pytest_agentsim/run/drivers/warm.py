@@ -137,6 +137,7 @@ class _Replies:
 def main(argv: list[str]) -> int:
     agent_file = argv[0]
     die_with_parent(int(os.environ.get(shim.PARENT_ENV) or os.getppid()))
+    original_env = dict(os.environ)
     # answers get a private descriptor; what the agent prints goes to this server's log
     replies = _Replies(os.dup(1))
     os.dup2(2, 1)
@@ -187,13 +188,14 @@ def main(argv: list[str]) -> int:
         import_seconds=imported - started,
         prewarm_seconds=time.monotonic() - imported,
     )
-    return _serve(server, prewarmed, blocked, replies, baseline)
+    return _serve(server, prewarmed, blocked, original_env, replies, baseline)
 
 
 def _serve(
     server: AgentServer,
     prewarmed: JobProcess | None,
     blocked: list[str],
+    original_env: dict[str, str],
     replies: _Replies,
     baseline: int,
 ) -> int:
@@ -202,6 +204,7 @@ def _serve(
     os.set_blocking(wake_w, False)
     signal.signal(signal.SIGCHLD, lambda *_: None)  # a job ended: select() wakes up
     signal.set_wakeup_fd(wake_w)
+    inherited = (0, replies.fd, wake_r, wake_w)  # the job closes these
     jobs: dict[int, int | None] = {}  # pid -> exit code, None while it runs
     pending = b""
     try:
@@ -234,7 +237,7 @@ def _serve(
                 sys.stderr.flush()
                 pid = os.fork()
                 if pid == 0:
-                    _job(server, prewarmed, blocked, request, (0, replies.fd, wake_r, wake_w))
+                    _job(server, prewarmed, blocked, original_env, request, inherited)
                 jobs[pid] = None
                 replies.send(pid=pid)
     finally:
@@ -271,10 +274,23 @@ def _exit_code(pid: int) -> int | None:
     return int(result.si_status)
 
 
+def _job_environment(original: dict[str, str], wanted: dict[str, str]) -> None:
+    """The job's environment: ``wanted`` (the one a cold child would start with), over what
+    the import and prewarm left in this process. A variable they set or changed keeps their
+    value unless the job's own value differs from the server's start-up value, as it
+    would be in a cold child that imported with ``wanted``."""
+    for key in original.keys() - wanted.keys():
+        os.environ.pop(key, None)
+    for key, value in wanted.items():
+        if original.get(key) != value:
+            os.environ[key] = value
+
+
 def _job(
     server: AgentServer,
     prewarmed: JobProcess | None,
     blocked: list[str],
+    original_env: dict[str, str],
     request: dict[str, Any],
     inherited: tuple[int, ...],
 ) -> NoReturn:
@@ -294,9 +310,10 @@ def _job(
         os.dup2(log, 1)
         os.dup2(log, 2)
         os.close(log)
-        os.environ.clear()
-        os.environ.update(request["env"])
+        _job_environment(original_env, request["env"])
         os.environ[shim.PARENT_ENV] = str(os.getppid())
+        # as `python -m pytest_agentsim.run.drivers.shim <file> --connect-addr H:P` has it
+        sys.argv = [shim.__file__, *sys.argv[1:2], "--connect-addr", str(request["connect"])]
         for entry in blocked:
             shim.report_blocked(entry)
         shim.prepare_job()
