@@ -308,3 +308,18 @@ def test_ctrl_c_ends_the_warm_server_and_its_job(pytester: pytest.Pytester, writ
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.usefixtures("desk")
+def test_least_recently_used_server_ends_past_the_limit(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_agentsim.run.drivers import warm_pool
+
+    monkeypatch.setattr(warm_pool, "MAX_SERVERS", 1)
+    result = run(pytester, "-k", "Grumpy or Calm or First")
+    assert outcomes(result) == {"First note": "PASSED", "Grumpy": "PASSED", "Calm again": "PASSED"}
+    # the grumpy server replaced the calm one, which "Calm again" then started anew
+    moods = [f["mood"] for kind, f in events(pytester.path) if kind == "import"]
+    assert moods == ["calm", "grumpy", "calm"]
+    assert _agent_children(pytester.path) == set()

@@ -51,6 +51,10 @@ PER_JOB_ENV = frozenset(
 when the job starts, the gateway's URLs are checked equal to the server's instead, and
 pytest's test name is no input of an import."""
 
+MAX_SERVERS = 3
+"""Warm servers kept per pytest process; starting another ends the least recently used
+(each holds the imported framework and agent: 130-400 MiB)."""
+
 READY_TIMEOUT = 60.0
 """Seconds a warm server gets to import and prewarm the agent file."""
 
@@ -277,7 +281,11 @@ class WarmPool:
             self._servers.pop(key).close()
             self._cold[key] = "its warm server died"
             raise WarmUnavailable(self._cold[key])
-        if server is None:
+        if server is not None:
+            self._servers[key] = self._servers.pop(key)  # most recently used last
+        else:
+            while len(self._servers) >= MAX_SERVERS:
+                self._servers.pop(next(iter(self._servers))).close()
             imported_with = {
                 k: v for k, v in env.items() if k not in PER_JOB_ENV or k in GATEWAY_URL_ENV
             }
