@@ -23,7 +23,9 @@ from .test_process_mode import _agent_children, outcomes, run
 
 Write = Callable[[str, str], Path]
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="warm servers fork")
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="warm servers run on Linux"
+)
 
 AGENT_PY = '''
 import os

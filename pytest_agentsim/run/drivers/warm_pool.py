@@ -66,7 +66,9 @@ class WarmUnavailable(Exception):
 
 
 def fork_supported() -> bool:
-    return hasattr(os, "fork") and sys.platform != "win32"
+    """Linux only: Windows has no fork(), and on macOS a fork without exec is unsafe once
+    system frameworks are loaded (why Python's multiprocessing spawns there)."""
+    return hasattr(os, "fork") and sys.platform.startswith("linux")
 
 
 def warm_key(agent_file: Path, env: Mapping[str, str], cwd: Path) -> Key:
@@ -272,7 +274,7 @@ class WarmPool:
         ``env`` is the job's whole environment. Raises :class:`WarmUnavailable`.
         """
         if not fork_supported():
-            raise WarmUnavailable("this platform has no fork()")
+            raise WarmUnavailable("warm servers fork, which only Linux does safely")
         key = warm_key(agent_file, env, cwd)
         if key in self._cold:
             raise WarmUnavailable(self._cold[key])
