@@ -106,6 +106,13 @@ def _discover(agent_file: str) -> AgentServer:
     return lk_main._discover_server(agent_file)
 
 
+def _tcp_console() -> Any:
+    """livekit's ``console --connect-addr`` runner (what its CLI's ``main()`` calls)."""
+    from livekit.agents.cli import cli
+
+    return cli._run_tcp_console
+
+
 def _preload() -> None:
     """livekit's own one-time warm-up and its gc freeze, as its forkserver runs them for
     the job processes it forks (a cold child's job imports the warm-up itself), plus the
@@ -157,6 +164,7 @@ def main(argv: list[str]) -> int:
         if guard is not None:
             guard.__enter__()
         server = _discover(agent_file)
+        _tcp_console()  # a release without it: unfit here, not a failed job later
         _preload()
         imported = time.monotonic()
         unsafe = _fork_unsafe(baseline)
@@ -325,9 +333,7 @@ def _job(
                 proc.userdata.update(userdata)
 
             server.setup_fnc = adopt
-        from livekit.agents.cli.cli import _run_tcp_console
-
-        _run_tcp_console(server=server, connect_addr=str(request["connect"]), record=False)
+        _tcp_console()(server=server, connect_addr=str(request["connect"]), record=False)
         code = 0
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else 1
