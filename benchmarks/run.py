@@ -18,6 +18,9 @@ What is measured (each line of the table has a target and PASS/MISS, or "info"):
 4. Three retried LLM faults then an answer under ``no_backoff()`` (what the plugin does by
    default) against the same scenario without faults, and once with real waits.
 5. Peak RSS of ``pytest --agentsim`` running 100 scenarios against running 1.
+6. Process mode per scenario over the same scenario in entrypoint mode in-process: a job
+   forked from a warm server (target < 0.3 s), a cold child (reference), and the warm
+   server's RSS.
 
 The machine is shared: medians and interleaving keep the ratios stable, absolute times move.
 Ratio lines also show the same ratio in process CPU time ("cpu"), which other processes on
@@ -619,6 +622,84 @@ async def bench_process(sizes: Sizes, tmp: Path) -> list[Row]:
     return rows
 
 
+async def bench_warm(sizes: Sizes, tmp: Path) -> list[Row]:
+    """Process mode per scenario: a job forked from a warm server, and a cold child, each
+    over the same scenario run in-process in entrypoint mode (2 text turns)."""
+    import importlib.util
+
+    from pytest_agentsim.run.drivers.warm_pool import WARM_POOL
+    from pytest_agentsim.run.target import resolve_target
+
+    (tmp / "server.py").write_text(PROCESS_SERVER, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("agentsim_bench_server", tmp / "server.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    target = resolve_target(module.server)
+    scenario = load_one(tmp, "warm.scenarios.yaml", process_yaml(2, "text"))
+    n = 3 if sizes is QUICK else 8
+    text = RunSettings(mode="text", keep_history=False)
+
+    async def per_scenario(settings: RunSettings, target: Any, runs: int) -> list[float]:
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            await run_scenario(scenario, target, settings)
+            times.append(time.perf_counter() - t0)
+        return times
+
+    agent_file = tmp / "server.py"
+    warm = dataclasses.replace(text, process=True, warm=True)
+    cold = dataclasses.replace(text, process=True, warm=False)
+    try:
+        await per_scenario(text, target, 2)  # imports and first-run costs out of the way
+        t_first = await per_scenario(warm, agent_file, 1)  # starts the warm server
+        rss = [_rss_kib(pid) for pid in WARM_POOL.server_pids()]
+        t_in = await per_scenario(text, target, n)
+        t_warm = await per_scenario(warm, agent_file, n)
+        t_cold = await per_scenario(cold, agent_file, max(2, n // 2))
+    finally:
+        WARM_POOL.shutdown()
+    base = statistics.median(t_in)
+    over_warm = statistics.median(t_warm) - base
+    over_cold = statistics.median(t_cold) - base
+    return [
+        Row(
+            "process_warm",
+            f"process mode per scenario over in-process entrypoint ({ms(base)}): warm job "
+            f"(runs={n})",
+            f"+{over_warm:.3f} s (first, with server start: {t_first[0]:.2f} s)",
+            "< 0.3 s",
+            verdict(over_warm < 0.3),
+            {"inprocess_s": base, "warm_s": statistics.median(t_warm), "over_s": over_warm},
+        ),
+        Row(
+            "process_cold",
+            f"the same, cold child per scenario (runs={len(t_cold)})",
+            f"+{over_cold:.3f} s",
+            "(reference)",
+            "info",
+            {"cold_s": statistics.median(t_cold), "over_s": over_cold},
+        ),
+        Row(
+            "process_warm_rss",
+            "RSS of a warm server (agent file imported, prewarmed)",
+            f"{(rss[0] if rss else 0) / 1024:.1f} MiB",
+            "(no spec target)",
+            "info",
+            {"rss_kib": rss[0] if rss else None},
+        ),
+    ]
+
+
+def _rss_kib(pid: int) -> int:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
 # --------------------------------------------------------------------------- 5. memory
 def bench_memory(tmp: Path) -> list[Row]:
     many = tmp / "mem100"
@@ -748,6 +829,7 @@ def main(argv: list[str] | None = None) -> int:
         step("playout", lambda: asyncio.run(bench_playout(sizes)), rows)
         step("retries", lambda: asyncio.run(bench_retries(sizes, tmp)), rows)
         step("process mode", lambda: asyncio.run(bench_process(sizes, tmp)), rows)
+        step("warm process mode", lambda: asyncio.run(bench_warm(sizes, tmp)), rows)
         step("memory", lambda: bench_memory(tmp), rows)
     total = time.perf_counter() - t_start
 

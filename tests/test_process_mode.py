@@ -329,7 +329,8 @@ def test_tts_steps_in_text_mode_are_errors_naming_the_line(
 
 
 def _agent_children(project_dir: Path) -> set[int]:
-    """pids of live process-mode children running a project's agent (their cwd)."""
+    """pids of live process-mode processes running a project's agent (their cwd): cold
+    children, warm servers and the jobs they fork."""
     out = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -340,7 +341,10 @@ def _agent_children(project_dir: Path) -> set[int]:
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if b"pytest_agentsim.run.drivers.shim" in cmd and cwd == str(project_dir) and state != "Z":
+        ours = (
+            b"pytest_agentsim.run.drivers.shim" in cmd or b"pytest_agentsim.run.drivers.warm" in cmd
+        )
+        if ours and cwd == str(project_dir) and state != "Z":
             out.add(int(entry.name))
     return out
 

@@ -268,6 +268,18 @@ class AgentsimConfig:
     line: int | None = None
 
 
+def on_the_clock(scenario: Scenario) -> tuple[int | None, str] | None:
+    """The first key of ``scenario`` measured on the virtual clock (line, key), if any."""
+    cfg = scenario.config
+    if cfg.timing is not None:
+        return cfg.timing_line, "timing"
+    for t in cfg.turns or ():
+        for key in ("within", "interrupt"):
+            if getattr(t, key) is not None:
+                return t.line, key
+    return None
+
+
 def merge_configs(base: AgentsimConfig, override: AgentsimConfig) -> AgentsimConfig:
     """Scenario-level values win over file-level ones; fault schedules add up."""
     values: dict[str, Any] = {}

@@ -111,6 +111,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "console` starts them, driven over the session protocol (YAML: agentsim.process).",
     )
     group.addoption(
+        "--agentsim-cold-start",
+        action="store_true",
+        default=None,
+        help="process mode: start a fresh child per scenario instead of forking it from a "
+        "warm server that imported the agent file once (ini: agentsim_cold_start).",
+    )
+    group.addoption(
         "--agentsim-report",
         default=None,
         metavar="PATH",
@@ -236,6 +243,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("agentsim_repeat", default="1", help="attempts per simulated scenario.")
     parser.addini("agentsim_pass_rate", default="1", help="share of the attempts that must pass.")
+    parser.addini(
+        "agentsim_cold_start",
+        type="bool",
+        default=False,
+        help="process mode: a fresh child per scenario, no warm server.",
+    )
     parser.addini(
         "agentsim_snapshot",
         type="bool",
@@ -389,6 +402,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     _late_network(session)
+    _stop_warm_servers()
     path = session.config.getoption("--agentsim-report")
     if path:
         written = write_session_report(session.config, Path(path))
@@ -396,6 +410,18 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             reporter = session.config.pluginmanager.get_plugin("terminalreporter")
             if reporter is not None:
                 reporter.write_line(f"agentsim report: {written}")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _stop_warm_servers()  # again: sessionfinish does not run on every way out
+
+
+def _stop_warm_servers() -> None:
+    """End process mode's warm servers (only if any could have started: importing the
+    pool imports livekit)."""
+    pool = sys.modules.get("pytest_agentsim.run.drivers.warm_pool")
+    if pool is not None:
+        pool.WARM_POOL.shutdown()
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:

@@ -48,6 +48,7 @@ class Settings:
     transport: Literal["fake", "gateway"] | None
     allow_network: bool
     process: bool  # --agentsim-process: every AgentServer scenario in a child process
+    cold_start: bool  # process mode without warm servers (a fresh child per scenario)
     # simulated scenarios (no agentsim.turns): models, turn limit, record/replay
     model: str
     user_model: str
@@ -117,6 +118,7 @@ class Settings:
             transport=opt("--agentsim-transport"),
             allow_network=bool(opt("--agentsim-allow-network")),
             process=bool(opt("--agentsim-process")),
+            cold_start=bool(opt("--agentsim-cold-start") or config.getini("agentsim_cold_start")),
         )
 
 
@@ -208,4 +210,5 @@ def run_settings(settings: Settings, scenario: Scenario, *, allow_unused: bool) 
         keep_history=snapshot_on(settings, scenario),
         process=bool(cfg.process or settings.process),
         allow_network=settings.allow_network,
+        warm=not settings.cold_start,
     )

@@ -19,3 +19,5 @@ class RunSettings:
     keep_history: bool = True  # normalize the chat history at the end (snapshots need it)
     process: bool = False  # the agent file in a child process (process mode)
     allow_network: bool = False
+    # process mode: fork each job from a warm server per agent file (off: a cold child)
+    warm: bool = False

@@ -161,6 +161,7 @@ class InferenceGateway(SpeechSockets):
         model_ids: what ``GET /models`` lists.
         tts_seconds_per_char: length of unscripted synthesized speech.
         stt_endpoint_silence: seconds of silence that end an utterance.
+        port: the port to listen on when free (else any free one; 0: any).
     """
 
     def __init__(
@@ -173,6 +174,7 @@ class InferenceGateway(SpeechSockets):
         tts_seconds_per_char: float = 0.06,
         stt_endpoint_silence: float = 0.5,
         host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
         self.llm: CallScript[LLMAnswer] = CallScript()
         self.stt: CallScript[STTAnswer] = CallScript()
@@ -196,6 +198,7 @@ class InferenceGateway(SpeechSockets):
         self._tts_seconds_per_char = tts_seconds_per_char
         self._stt_endpoint_silence = stt_endpoint_silence
         self._host = host
+        self._wanted_port = port
         self._port: int | None = None
         self._runner: web.AppRunner | None = None
         self._stack: contextlib.AsyncExitStack | None = None
@@ -439,7 +442,11 @@ class InferenceGateway(SpeechSockets):
         await runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
-            sock.bind((self._host, 0))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:  # the port asked for (the same across runs), else any free one
+                sock.bind((self._host, self._wanted_port))
+            except OSError:
+                sock.bind((self._host, 0))
             site = web.SockSite(runner, sock)
             await site.start()
         except BaseException:

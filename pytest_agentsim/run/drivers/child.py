@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import re
 import signal
@@ -31,6 +32,7 @@ from livekit.protocol.agent_pb import agent_session as agent_pb
 from . import shim
 from .reaper import TOKEN_ENV, new_token, reap
 from .speaker import RemoteSpeaker
+from .warm_pool import Key, WarmJob, WarmPool, WarmUnavailable, warm_key
 
 __all__ = ["CONNECT_TIMEOUT", "LOG_TAIL_LINES", "AgentProcess", "ChildFailed"]
 
@@ -42,6 +44,8 @@ KILL_GRACE = 2.0
 
 LOG_TAIL_LINES = 40
 
+
+log = logging.getLogger("pytest_agentsim.warm")
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -68,6 +72,7 @@ class AgentProcess:
         allow_network: bool = False,
         mode: str = "text",
         speaker: RemoteSpeaker | None = None,
+        warm: WarmPool | None = None,
     ) -> None:
         self.agent_file = agent_file
         self.mode = mode
@@ -79,7 +84,10 @@ class AgentProcess:
         self.cwd = cwd or Path.cwd()
         self.real_timing = real_timing
         self.allow_network = allow_network
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.warm = warm
+        self.proc: subprocess.Popen[bytes] | WarmJob | None = None
+        self.warm_server: int | None = None  # pid of the warm server that forked the job
+        self.cold_reason: str | None = None  # why a warm pool could not serve it
         self.remote: RemoteSession | None = None
         self.started_at = 0.0
         self.startup_seconds: float | None = None
@@ -89,6 +97,27 @@ class AgentProcess:
         )
         self.log_path = Path(self._log.name)
         self.token = new_token()  # marks everything the agent process starts (reaper.py)
+
+    def base_env(self) -> dict[str, str]:
+        """The child's environment, without what is per job (the dispatch, its log)."""
+        env = {**os.environ, **self.extra_env}
+        env.pop(shim.REAL_TIMING_ENV, None)
+        env.pop(shim.ALLOW_NETWORK_ENV, None)
+        if self.real_timing:
+            env[shim.REAL_TIMING_ENV] = "1"
+        if self.allow_network:
+            env[shim.ALLOW_NETWORK_ENV] = "1"
+        # the agent's siblings are importable as when it is run from its folder; the child
+        # imports pytest_agentsim (the shim) however the parent found it; the user's own
+        # PYTHONPATH keeps precedence
+        package_root = str(Path(__file__).resolve().parents[3])
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(self.agent_file.parent), env.get("PYTHONPATH", ""), package_root) if p
+        )
+        return env
+
+    def warm_key(self) -> Key:
+        return warm_key(self.agent_file, self.base_env(), self.cwd)
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self, connect_timeout: float = CONNECT_TIMEOUT) -> RemoteSession:
@@ -104,42 +133,40 @@ class AgentProcess:
 
         self._server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
         port = self._server.sockets[0].getsockname()[1]
-        env = {**os.environ, **self.extra_env}
+        env = self.base_env()
         env[shim.DISPATCH_ENV] = self.dispatch
         env[shim.PARENT_ENV] = str(os.getpid())
         env[shim.LOG_ENV] = str(self.log_path)
-        env[TOKEN_ENV] = self.token
-        env.pop(shim.REAL_TIMING_ENV, None)
-        env.pop(shim.ALLOW_NETWORK_ENV, None)
-        if self.real_timing:
-            env[shim.REAL_TIMING_ENV] = "1"
-        if self.allow_network:
-            env[shim.ALLOW_NETWORK_ENV] = "1"
-        # the agent's siblings are importable as when it is run from its folder; the child
-        # imports pytest_agentsim (the shim) however the parent found it; the user's own
-        # PYTHONPATH keeps precedence
-        package_root = str(Path(__file__).resolve().parents[3])
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(self.agent_file.parent), env.get("PYTHONPATH", ""), package_root) if p
-        )
-        argv = [
-            sys.executable,
-            "-m",
-            "pytest_agentsim.run.drivers.shim",
-            str(self.agent_file),
-            "--connect-addr",
-            f"127.0.0.1:{port}",
-        ]
+        env[TOKEN_ENV] = self.token  # per job: marks what it starts (reaper.py)
+        connect = f"127.0.0.1:{port}"
         self.started_at = time.monotonic()
-        self.proc = subprocess.Popen(
-            argv,
-            env=env,
-            cwd=str(self.cwd),
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        if self.warm is not None:
+            try:
+                self.proc, server = await self.warm.job(
+                    self.agent_file, env, self.cwd, connect, self.log_path
+                )
+                self.warm_server = server.pid
+            except WarmUnavailable as e:
+                self.cold_reason = str(e)
+                log.debug("%s starts cold: %s", self.agent_file, e)
+        if self.proc is None:
+            argv = [
+                sys.executable,
+                "-m",
+                "pytest_agentsim.run.drivers.shim",
+                str(self.agent_file),
+                "--connect-addr",
+                connect,
+            ]
+            self.proc = subprocess.Popen(
+                argv,
+                env=env,
+                cwd=str(self.cwd),
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = loop.time() + connect_timeout
         while not accepted.done():
             code = self.proc.poll()
@@ -205,6 +232,8 @@ class AgentProcess:
             reap(self.token)  # and what left the group (start_new_session=True)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
+            if isinstance(proc, WarmJob):
+                proc.release()  # its pid (and group) may be reused from now on
         server, self._server = self._server, None
         if server is not None:
             server.close()

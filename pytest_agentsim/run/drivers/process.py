@@ -28,7 +28,7 @@ from google.protobuf.json_format import MessageToDict
 from livekit.agents.voice.remote_session import RemoteSession
 
 from ...errors import ScenarioError, ScenarioFailure
-from ...load.model import Scenario, ToolMock, Turn
+from ...load.model import Scenario, ToolMock, Turn, on_the_clock
 from ...observe.events import proto_message_text, proto_role
 from ...observe.history import history_from_proto
 from ...observe.record import Recorder
@@ -43,6 +43,7 @@ from .control import ANSWER_KEY
 from .dispatch import dispatch_json
 from .process_end import ProcessEnd, RemoteClose, error_text, served, strip_request
 from .speaker import RemoteSpeaker
+from .warm_pool import WARM_POOL, fork_supported
 
 __all__ = ["CLOSE_WAIT", "ProcessDriver"]
 
@@ -63,10 +64,7 @@ class ProcessDriver(Driver):
         self.settings = settings
         self.timeout = settings.timeout
         self.rec = Recorder(timeout=settings.timeout)
-        self.gateway = InferenceGateway(set_env=False, http_context=False)
-        self.scripts = gateway_scripts(self.gateway, self.rec)
-        self.speaker = RemoteSpeaker(settings.mode, synthesized=lambda: self.gateway.synthesized)
-        self.rec.listen_to(self.speaker)
+        warm = WARM_POOL if settings.warm and fork_supported() else None
         self.child = AgentProcess(
             agent_file,
             dispatch=dispatch_json(scenario, mode=settings.mode),
@@ -74,8 +72,15 @@ class ProcessDriver(Driver):
             real_timing=settings.real_timing,
             allow_network=settings.allow_network,
             mode=settings.mode,
-            speaker=self.speaker,
+            warm=warm,
         )
+        # a warm server's jobs find the gateway at the same URL (see warm_pool)
+        port = warm.port_for(self.child.warm_key()) if warm is not None else 0
+        self.gateway = InferenceGateway(set_env=False, http_context=False, port=port)
+        self.scripts = gateway_scripts(self.gateway, self.rec)
+        self.speaker = RemoteSpeaker(settings.mode, synthesized=lambda: self.gateway.synthesized)
+        self.child.speaker = self.speaker
+        self.rec.listen_to(self.speaker)
         self._remote: RemoteSession | None = None
         self._control_server: asyncio.Server | None = None
         self._control: asyncio.Future[asyncio.StreamWriter] | None = None
@@ -99,16 +104,13 @@ class ProcessDriver(Driver):
 
     def unsupported(self, scenario: Scenario) -> ScenarioError | None:
         cfg = scenario.config
-        timed = [(t.line, "within") for t in cfg.turns or () if t.within is not None]
-        timed += [(t.line, "interrupt") for t in cfg.turns or () if t.interrupt is not None]
-        if cfg.timing is not None:
-            timed.insert(0, (cfg.timing_line, "timing"))
+        timed = on_the_clock(scenario)
         if timed:
             return ScenarioError(
-                f"`{timed[0][1]}` is measured on the virtual clock, and in process mode the "
+                f"`{timed[1]}` is measured on the virtual clock, and in process mode the "
                 "agent runs on the wall clock in its own process",
                 path=scenario.path,
-                line=timed[0][0],
+                line=timed[0],
                 fix="run this scenario in entrypoint mode (without `process: true`); "
                 "`pause:` and `silence:` work in process mode too",
             )
@@ -153,10 +155,17 @@ class ProcessDriver(Driver):
                 line=self.scenario.line,
                 entry=rec.note("error", "the agent process failed to start"),
             ) from None
+        how = (
+            f" (forked from warm server {child.warm_server})"
+            if child.warm_server is not None
+            else f" (cold start: {child.cold_reason})"
+            if child.cold_reason
+            else ""
+        )
         rec.note(
             "note",
             f"agent process {child.proc.pid if child.proc else '?'} connected "
-            f"after {child.startup_seconds or 0:.2f}s",
+            f"after {child.startup_seconds or 0:.2f}s{how}",
         )
         remote = self.remote
         remote.on("error", self._on_error)

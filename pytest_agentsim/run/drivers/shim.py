@@ -218,24 +218,41 @@ def _watch_parent(pid: int) -> None:
             os.killpg(os.getpgid(0), signal.SIGKILL)
 
 
-def main(argv: list[str]) -> int:
+def prepare_process() -> None:
+    """What the child sets up before the agent file is imported: instant retry waits and
+    the offline guard (import-time network is offline too). A warm server
+    (:mod:`.warm`) runs this once, before its import."""
+    if not os.environ.get(REAL_TIMING_ENV):
+        no_backoff().__enter__()
+
+
+def guard_network() -> None:
+    """The offline guard, unless ``$AGENTSIM_ALLOW_NETWORK`` (each blocked attempt goes to
+    the log as it happens: a child SIGKILLed at teardown never runs an exit handler)."""
+    if not os.environ.get(ALLOW_NETWORK_ENV):
+        block_network(on_blocked=report_blocked).__enter__()
+
+
+def prepare_job() -> None:
+    """What the child sets up for its one job: the dispatch, the close report, and the
+    parent watch (also run in each job a warm server forks)."""
     payload = os.environ.get(DISPATCH_ENV)
     if payload:
         install_dispatch(payload)
     report_close()
-    if not os.environ.get(REAL_TIMING_ENV):
-        no_backoff().__enter__()
     parent = os.environ.get(PARENT_ENV)
     if parent:
         threading.Thread(target=_watch_parent, args=(int(parent),), daemon=True).start()
-    if not os.environ.get(ALLOW_NETWORK_ENV):
-        # each blocked attempt goes to the log as it happens: a child SIGKILLed at teardown
-        # (past the shutdown grace) never runs an exit handler
-        block_network(on_blocked=_report_blocked).__enter__()
+
+
+def main(argv: list[str]) -> int:
+    prepare_job()
+    prepare_process()
+    guard_network()
     return livekit_main(["console", *argv])
 
 
-def _report_blocked(entry: str) -> None:
+def report_blocked(entry: str) -> None:
     # one write(2) of a whole line, from whichever thread was blocked; the leading newline
     # ends a partial line another writer (stdout shares the log) may have left
     os.write(2, f"\n{BLOCKED_MARK}{entry}\n".encode(errors="replace"))
