@@ -93,6 +93,18 @@ class ScenarioFailure(AgentsimError, AssertionError):
         self.metrics: dict[str, Any] | None = None  # the run's JobMetrics (protojson)
         super().__init__(f"{self.headline()}\n\nTranscript:\n{transcript}")
 
+    def extended(self, more: str) -> ScenarioFailure:
+        """The same failure with ``more`` said after its reason (its transcript, line and
+        metrics kept)."""
+        failure = ScenarioFailure(
+            f"{self.reason}\n{more}",
+            location=self.location,
+            transcript=self.transcript,
+            timeline=self.timeline,
+        )
+        failure.metrics = self.metrics
+        return failure
+
     def headline(self) -> str:
         """The reason with the YAML location under its first line."""
         first, _, rest = self.reason.partition("\n")

@@ -328,6 +328,14 @@ def test_tts_steps_in_text_mode_are_errors_naming_the_line(
     assert "Traceback" not in plugin_output(result)
 
 
+def agent_children_gone(project_dir: Path, within: float = 10) -> bool:
+    """Waits up to ``within`` seconds for the project's agent processes to be gone."""
+    deadline = time.monotonic() + within
+    while _agent_children(project_dir) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return _agent_children(project_dir) == set()
+
+
 def _agent_children(project_dir: Path) -> set[int]:
     """pids of live process-mode processes running a project's agent (their cwd): cold
     children, warm servers and the jobs they fork."""
@@ -367,10 +375,7 @@ def test_child_ends_itself_when_pytest_dies(pytester: pytest.Pytester, write: Wr
         assert _agent_children(pytester.path), "the agent process never started"
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
-        deadline = time.monotonic() + 10
-        while _agent_children(pytester.path) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert _agent_children(pytester.path) == set()
+        assert agent_children_gone(pytester.path)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_process_mode import _agent_children, outcomes, run
+from .test_process_mode import _agent_children, agent_children_gone, outcomes, run
 
 Write = Callable[[str, str], Path]
 
@@ -303,10 +303,7 @@ def test_ctrl_c_ends_the_warm_server_and_its_job(pytester: pytest.Pytester, writ
         assert len(_agent_children(pytester.path)) == 2, "no warm server and job"
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
-        deadline = time.monotonic() + 10
-        while _agent_children(pytester.path) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert _agent_children(pytester.path) == set()
+        assert agent_children_gone(pytester.path)
     finally:
         if proc.poll() is None:
             proc.kill()

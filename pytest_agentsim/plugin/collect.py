@@ -381,12 +381,7 @@ class ScenarioItem(pytest.Function):
             self.stash[_TRANSCRIPT_KEY] = e.transcript
             self.stash[TIMELINE_KEY] = e.timeline
             if guard is not None and guard.blocked:
-                raise ScenarioFailure(
-                    f"{e.reason}\n{network_report(guard.blocked)}",
-                    location=e.location,
-                    transcript=e.transcript,
-                    timeline=e.timeline,
-                ) from None
+                raise e.extended(network_report(guard.blocked)) from None
             raise
 
     def run_simulated(self, request: pytest.FixtureRequest) -> None:

@@ -196,12 +196,7 @@ def _outcome(main: asyncio.Task[T], run: _Run) -> T:
     reason = "\n".join(run.problems)
     original = None if main.cancelled() or not main.done() else main.exception()
     if isinstance(original, ScenarioFailure):  # e.g. its timeout, then a task that lingered
-        raise ScenarioFailure(
-            f"{original.reason}\n{reason}",
-            location=original.location,
-            transcript=original.transcript,
-            timeline=original.timeline,
-        ) from None
+        raise original.extended(reason) from None
     if run.failure is not None:
         raise run.failure(reason) from None
     raise ScenarioFailure(reason, location=None, transcript="")
