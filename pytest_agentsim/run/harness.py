@@ -17,6 +17,7 @@ from livekit.agents import inference
 
 from ..errors import AgentSimAssertionError
 from ..fakes import FakeEvent, FakeLLM, FakeSTT, FakeTTS, attach_outputs, make_session
+from ..fakes.session import run_captures_on_enter
 from ..faults import Fault
 from ..observe.frames import describe_error
 from ..observe.history import normalize_history
@@ -137,7 +138,8 @@ class AgentSim(Recorder):
         kwargs.update(session_kwargs)
         session = make_session(**kwargs)
         self.attach(session)
-        self.greeting_run = await session.start(agent, capture_run=True)
+        with run_captures_on_enter(session):
+            self.greeting_run = await session.start(agent, capture_run=True)
         await self.wait_greeting()
         return session
 
