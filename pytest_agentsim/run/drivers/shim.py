@@ -35,8 +35,9 @@ from ...fakes.timing import no_backoff
 from ...observe.frames import describe_exception
 from ...transport.offline import block_network, register_guarded_child
 from ..hooks import HookWatch
-from .control import serve
+from .control import report_tool_starts, serve
 from .dispatch import begin_finalize, reads_job_attribute
+from .tools import shared_tool_mocks
 
 DISPATCH_ENV = "AGENTSIM_DISPATCH"
 PARENT_ENV = "AGENTSIM_PARENT_PID"
@@ -169,9 +170,11 @@ def report_close() -> None:
         if primary:
             kwargs["capture_run"] = True
             _console_text_mode()
+            report_tool_starts(self)
         capture = run_captures_on_enter(self) if primary else contextlib.nullcontext()
+        mocks = shared_tool_mocks() if primary else contextlib.nullcontext()
         try:
-            with capture:
+            with capture, mocks:
                 result = await original(self, *args, **kwargs)
         except Exception:
             # start(capture_run=True) awaits the greeting once the session is up; its
