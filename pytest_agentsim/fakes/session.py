@@ -12,9 +12,10 @@ from __future__ import annotations
 import contextlib
 import inspect
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import livekit.agents as lk
+from livekit.agents.voice.events import EventTypes
 
 from .stt import MANUAL_FLUSH
 
@@ -25,6 +26,7 @@ __all__ = [
     "SESSION_ARGS",
     "SESSION_CLASS",
     "START_WATCHES_ON_ENTER",
+    "TOOL_UPDATES",
     "make_session",
     "run_captures_on_enter",
 ]
@@ -49,6 +51,10 @@ START_WATCHES_ON_ENTER = "_on_enter_task" in inspect.getsource(SESSION_CLASS._up
 """Whether ``start(capture_run=True)`` returns a run that waits for ``on_enter`` (livekit
 > 1.6.0). On 1.6.0 the run watches only the speech ``on_enter`` makes: one that says
 nothing leaves it unfinished, so ``start()`` never returns."""
+
+TOOL_UPDATES = "tool_execution_updated" in get_args(EventTypes)
+"""Whether the session emits a tool call as it starts (``tool_execution_updated``, livekit
+> 1.6); on 1.6 only each speech handle reports it (``_add_item_added_callback``)."""
 
 
 @contextlib.contextmanager

@@ -17,7 +17,7 @@ from livekit.agents import inference
 
 from ..errors import AgentSimAssertionError
 from ..fakes import FakeEvent, FakeLLM, FakeSTT, FakeTTS, attach_outputs, make_session
-from ..fakes.session import run_captures_on_enter
+from ..fakes.session import TOOL_UPDATES, run_captures_on_enter
 from ..faults import Fault
 from ..observe.frames import describe_error
 from ..observe.history import normalize_history
@@ -164,7 +164,10 @@ class AgentSim(Recorder):
         session.on("conversation_item_added", listener(self.record_item))
         session.on("conversation_item_added", listener(self._saw_item))
         session.on("function_tools_executed", listener(self.record_tools))
-        session.on("tool_execution_updated", listener(self.record_tool_update))
+        if TOOL_UPDATES:
+            session.on("tool_execution_updated", listener(self.record_tool_update))
+        else:
+            session.on("speech_created", listener(self.record_speech_tools))
         session.on("error", listener(self.record_error))
         session.on("close", listener(self.record_close))
         if self._tool_errors is None:

@@ -39,7 +39,7 @@ from ..settings import RunSettings
 from . import shim
 from .base import Driver
 from .child import CONNECT_TIMEOUT, LOG_TAIL_LINES, AgentProcess, ChildFailed
-from .control import ANSWER_KEY
+from .control import ANSWER_KEY, TOOL_STARTED_KEY
 from .dispatch import dispatch_json
 from .process_end import ProcessEnd, RemoteClose, error_text, served, strip_request
 from .speaker import RemoteSpeaker
@@ -240,6 +240,11 @@ class ProcessDriver(Driver):
 
     def _on_debug(self, ev: Any) -> None:
         payload = MessageToDict(ev.debug_message.payload)
+        started = payload.get(TOOL_STARTED_KEY)
+        if isinstance(started, dict):  # livekit 1.6 (control.report_tool_starts)
+            call_id = str(started.get("call_id") or "") or None
+            self.rec.record_call(str(started["name"]), str(started["arguments"]), call_id)
+            return
         token = payload.get(ANSWER_KEY)
         for text in payload.get("crashes") or ():
             self.rec.record_crash(str(text))
