@@ -18,7 +18,8 @@ import re
 import shutil
 
 import pytest
-from livekit.agents import AgentTask
+from livekit.agents import AgentTask, inference
+from livekit.agents.voice.run_result import mock_tools
 
 from .conftest import DATA, plugin_output
 
@@ -38,8 +39,25 @@ ONE_X_ONLY = pytest.mark.skipif(
 )
 
 
+# ...and code newer than livekit-agents 1.6.0 (the plugin reports the entrypoint's error at
+# its line): frontdesk registers its tool mocks with mock_tools(..., session=), hotel builds
+# an inference.VAD
+NEEDS = {
+    "frontdesk": pytest.mark.skipif(
+        "session" not in inspect.signature(mock_tools).parameters,
+        reason="LiveKit's frontdesk example calls mock_tools(..., session=), which "
+        "livekit-agents 1.6.0 does not have",
+    ),
+    "hotel_receptionist": pytest.mark.skipif(
+        not hasattr(inference, "VAD"),
+        reason="LiveKit's hotel_receptionist example uses inference.VAD, which "
+        "livekit-agents 1.6.0 does not have",
+    ),
+}
+
+
 def agents(*names: str) -> list[object]:
-    return [pytest.param(n, marks=ONE_X_ONLY) if n != "data_capture_sim" else n for n in names]
+    return [pytest.param(n, marks=[ONE_X_ONLY, NEEDS[n]]) if n in NEEDS else n for n in names]
 
 
 def project(pytester: pytest.Pytester, *agents: str, wrong: bool = False) -> None:
@@ -97,6 +115,8 @@ def test_data_capture_agent_class_passes_the_same_yaml_in_agent_mode(
 
 
 @ONE_X_ONLY
+@NEEDS["frontdesk"]
+@NEEDS["hotel_receptionist"]
 @pytest.mark.parametrize(
     "order",
     [
@@ -208,6 +228,7 @@ def test_missing_dependency_of_the_agent_is_named_at_its_import_line(
 
 
 @ONE_X_ONLY
+@NEEDS["frontdesk"]
 def test_frontdesk_idle_nudges_run_on_the_virtual_clock(pytester: pytest.Pytester) -> None:
     """`silence:` turns: frontdesk's user_away_timeout and its 10-second nudge loop run on
     the virtual clock (25 s of silence in an instant); a nudge that the YAML does not

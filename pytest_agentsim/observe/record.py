@@ -124,6 +124,20 @@ class Recorder:
             call = update.function_call
             self.record_call(call.name, call.arguments, call.call_id)
 
+    def record_speech_tools(self, ev: Any) -> None:
+        """A ``speech_created`` event, where livekit has no ``tool_execution_updated``
+        (1.6): the speech handle reports each function call as its execution starts, which
+        :meth:`record_tool_update` gets from that event on newer releases."""
+        add = getattr(ev.speech_handle, "_add_item_added_callback", None)
+        if add is None:
+            return
+
+        def added(item: Any) -> None:
+            if getattr(item, "type", "") == "function_call":
+                self.record_call(item.name, item.arguments, getattr(item, "call_id", None))
+
+        add(added)
+
     def record_tools(self, ev: Any) -> None:
         """A ``function_tools_executed`` event: each call (unless seen starting), then its
         output."""

@@ -17,6 +17,7 @@ from livekit.agents import inference
 
 from ..errors import AgentSimAssertionError
 from ..fakes import FakeEvent, FakeLLM, FakeSTT, FakeTTS, attach_outputs, make_session
+from ..fakes.session import TOOL_UPDATES, run_captures_on_enter
 from ..faults import Fault
 from ..observe.frames import describe_error
 from ..observe.history import normalize_history
@@ -143,7 +144,8 @@ class AgentSim(Recorder):
         kwargs.update(session_kwargs)
         session = make_session(**kwargs)
         self.attach(session)
-        self.greeting_run = await session.start(agent, capture_run=True)
+        with run_captures_on_enter(session):
+            self.greeting_run = await session.start(agent, capture_run=True)
         await self.wait_greeting()
         return session
 
@@ -170,7 +172,10 @@ class AgentSim(Recorder):
         session.on("conversation_item_added", listener(self.record_item))
         session.on("conversation_item_added", listener(self._saw_item))
         session.on("function_tools_executed", listener(self.record_tools))
-        session.on("tool_execution_updated", listener(self.record_tool_update))
+        if TOOL_UPDATES:
+            session.on("tool_execution_updated", listener(self.record_tool_update))
+        else:
+            session.on("speech_created", listener(self.record_speech_tools))
         session.on("error", listener(self.record_error))
         session.on("close", listener(self.record_close))
         session.on("agent_state_changed", listener(self.record_state))

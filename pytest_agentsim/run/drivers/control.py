@@ -24,15 +24,19 @@ from google.protobuf.struct_pb2 import Struct
 from livekit import rtc
 from livekit.protocol.agent_pb import agent_session as agent_pb
 
+from ...fakes.session import TOOL_UPDATES
 from ...load.model import ToolMock
 from ..hooks import HookWatch
 from ..quiet import wait_quiet
 from .tools import turn_tool_mocks
 
-__all__ = ["ANSWER_KEY", "serve"]
+__all__ = ["ANSWER_KEY", "TOOL_STARTED_KEY", "report_tool_starts", "serve"]
 
 ANSWER_KEY = "agentsim"
 """The key of the control answers in the ``debug_message`` payload."""
+
+TOOL_STARTED_KEY = "agentsim_tool_started"
+"""The key of a tool call as it starts, on livekit 1.6 (:func:`report_tool_starts`)."""
 
 
 async def _finished(run: Any) -> None:
@@ -42,11 +46,35 @@ async def _finished(run: Any) -> None:
 def _answer(
     session: Any, token: int, error: str | None = None, crashes: list[str] | None = None
 ) -> None:
-    payload = Struct()
-    ParseDict({ANSWER_KEY: token, "error": error or "", "crashes": crashes or []}, payload)
+    _emit(session, {ANSWER_KEY: token, "error": error or "", "crashes": crashes or []})
+
+
+def _emit(session: Any, data: dict[str, Any]) -> None:
     # the session host forwards debug messages over the session protocol, in order; the
     # base emit, as livekit's own debug messages (kept out of the session's report)
+    payload = Struct()
+    ParseDict(data, payload)
     rtc.EventEmitter.emit(session, "debug_message", agent_pb.DebugMessage(payload=payload))
+
+
+def report_tool_starts(session: Any) -> None:
+    """On livekit 1.6, whose session protocol has no ``tool_execution_updated``: send each
+    tool call of ``session`` as it starts (each speech handle reports it) on a debug
+    message, so the parent sees a call that is still running when the turn ends."""
+    if TOOL_UPDATES:
+        return
+
+    def added(item: Any) -> None:
+        if getattr(item, "type", "") == "function_call":
+            call = {"name": item.name, "arguments": item.arguments, "call_id": item.call_id}
+            _emit(session, {TOOL_STARTED_KEY: call})
+
+    def created(ev: Any) -> None:
+        add = getattr(ev.speech_handle, "_add_item_added_callback", None)
+        if add is not None:
+            add(added)
+
+    session.on("speech_created", created)
 
 
 async def _perform(

@@ -27,6 +27,7 @@ __all__ = [
     "begin_finalize",
     "dispatch_json",
     "install_dispatch",
+    "reads_job_attribute",
     "simulation_ids",
 ]
 
@@ -89,18 +90,25 @@ def begin_finalize(
     sim_ctx._begin_finalize(**kwargs)
 
 
+def reads_job_attribute() -> bool:
+    """Whether the installed livekit reads the dispatch from the job attribute (>= 1.7, as
+    the cloud sends it); 1.6.0 reads the simulator participant's attribute, then the job
+    metadata."""
+    return "job.attributes" in inspect.getsource(JobContext.simulation_context)
+
+
 def install_dispatch(ctx: JobContext, payload: str) -> str:
     """Put the dispatch where the installed livekit reads it; returns where that was."""
-    # livekit >= 1.7 reads the job attribute (what the cloud sends with the dispatch)
-    ctx.job.attributes[SIMULATOR_DISPATCH_ATTRIBUTE] = payload
+    # set before the first simulation_context(): with the fake room connected, every
+    # release caches a miss
+    if reads_job_attribute():
+        ctx.job.attributes[SIMULATOR_DISPATCH_ATTRIBUTE] = payload
+        where = f"job attribute {SIMULATOR_DISPATCH_ATTRIBUTE}"
+    else:
+        ctx.job.metadata = payload
+        where = "job metadata"
     if ctx.simulation_context() is not None:
-        return f"job attribute {SIMULATOR_DISPATCH_ATTRIBUTE}"
-    # 1.6.0 reads the simulator participant's attribute, falling back to the job
-    # metadata; with no room there is no participant. A miss before the room connects is
-    # not cached there, so asking again after setting the metadata resolves it.
-    ctx.job.metadata = payload
-    if ctx.simulation_context() is not None:
-        return "job metadata"
+        return where
     raise ScenarioError(
         "entrypoint mode: this livekit-agents release does not read the simulation "
         "dispatch from the job (JobContext.simulation_context() stays None)",

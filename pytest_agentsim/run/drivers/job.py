@@ -40,7 +40,7 @@ from livekit.agents.testing import fake_job_context
 
 from ...env import dummy_credentials
 from ...errors import AgentsimWarning, ScenarioError
-from ...fakes.session import SESSION_CLASS
+from ...fakes.session import SESSION_CLASS, run_captures_on_enter
 from ...load.model import Scenario
 from ...observe.frames import describe_exception, user_traceback
 from ...observe.timeline import TimelineEntry
@@ -476,8 +476,10 @@ class FakeJob:
         wanted = bool(kwargs.get("capture_run", False))
         if primary:
             kwargs["capture_run"] = True
+        capture = run_captures_on_enter(session) if primary else contextlib.nullcontext()
         try:
-            result = await orig_start(session, *args, **kwargs)
+            with capture:
+                result = await orig_start(session, *args, **kwargs)
         except Exception as e:
             # start(capture_run=True) awaits the greeting's run once the session is up: a
             # greeting that fails there is the greeting step's failure (without the

@@ -39,9 +39,9 @@ from ..settings import RunSettings
 from . import shim
 from .base import Driver
 from .child import CONNECT_TIMEOUT, LOG_TAIL_LINES, AgentProcess, ChildFailed
-from .control import ANSWER_KEY
+from .control import ANSWER_KEY, TOOL_STARTED_KEY
 from .dispatch import dispatch_json
-from .process_end import ProcessEnd, RemoteClose, error_text, served, strip_request
+from .process_end import ProcessEnd, RemoteClose, error_text, indented, served, strip_request
 from .speaker import RemoteSpeaker
 from .warm_pool import WARM_POOL, fork_supported
 
@@ -151,7 +151,7 @@ class ProcessDriver(Driver):
         except ChildFailed as e:
             raise StepFailed(
                 f"{e}\n  agent process log (last lines):\n"
-                + _indent(child.log_tail(20) or "(empty)"),
+                + indented(child.log_tail(20) or "(empty)"),
                 line=self.scenario.line,
                 entry=rec.note("error", "the agent process failed to start"),
             ) from None
@@ -219,11 +219,11 @@ class ProcessDriver(Driver):
         reason = failure.reason
         if blocked:
             reason += "\n  the agent tried to reach the network (blocked in offline runs):\n" + (
-                _indent("\n".join(dict.fromkeys(blocked)))
+                indented("\n".join(dict.fromkeys(blocked)))
             )
         transcript = (
             f"{failure.transcript}\n\nagent process log (last {LOG_TAIL_LINES} lines):\n"
-            f"{_indent(self.child.log_tail() or '(empty)')}"
+            f"{indented(self.child.log_tail() or '(empty)')}"
         )
         return ScenarioFailure(
             reason, location=failure.location, transcript=transcript, timeline=failure.timeline
@@ -263,6 +263,11 @@ class ProcessDriver(Driver):
 
     def _on_debug(self, ev: Any) -> None:
         payload = MessageToDict(ev.debug_message.payload)
+        started = payload.get(TOOL_STARTED_KEY)
+        if isinstance(started, dict):  # livekit 1.6 (control.report_tool_starts)
+            call_id = str(started.get("call_id") or "") or None
+            self.rec.record_call(str(started["name"]), str(started["arguments"]), call_id)
+            return
         token = payload.get(ANSWER_KEY)
         for text in payload.get("crashes") or ():
             self.rec.record_crash(str(text))
@@ -492,7 +497,3 @@ def _mock_json(mock: ToolMock) -> dict[str, Any]:
     if mock.raise_message is not None:
         out["raise"] = mock.raise_message
     return out
-
-
-def _indent(text: str, prefix: str = "    ") -> str:
-    return "\n".join(prefix + ln for ln in text.splitlines())

@@ -17,7 +17,7 @@ from ..outcome import StepFailed, vetoed
 from .child import AgentProcess
 from .dispatch import SCRIPTED_PASS_REASON
 
-__all__ = ["ProcessEnd", "RemoteClose", "error_text", "served", "strip_request"]
+__all__ = ["ProcessEnd", "RemoteClose", "error_text", "indented", "served", "strip_request"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,3 +116,8 @@ class ProcessEnd:
         if not detail.get("success", True):
             raise vetoed(self.rec, str(detail.get("reason") or ""))
         note("note", "on_simulation_end (run at the close): passed (no ctx.fail)")
+
+
+def indented(text: str, prefix: str = "    ") -> str:
+    """``text`` with every line indented, for a child's log quoted in a failure."""
+    return "\n".join(prefix + ln for ln in text.splitlines())

@@ -175,7 +175,12 @@ class FakeRoom(rtc.Room):
         # duck-typed: the real classes need native handles
         self._local_participant = cast(rtc.LocalParticipant, agent)
         self._remote_participants = {user.sid: cast(rtc.RemoteParticipant, user)}
-        self._resolve_first_sid(self._info.sid)
+        # anything awaiting the first room SID gets it (livekit rtc 1.1.8, which livekit-agents
+        # 1.6.0 pins, has no _resolve_first_sid: it sets the future itself)
+        if hasattr(self, "_resolve_first_sid"):
+            self._resolve_first_sid(self._info.sid)
+        elif not self._first_sid_future.done():
+            self._first_sid_future.set_result(self._info.sid)
 
     @property
     def agent(self) -> FakeLocalParticipant:

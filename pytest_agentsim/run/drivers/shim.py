@@ -26,18 +26,19 @@ import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from livekit.agents import AgentServer, JobContext
+from livekit.agents import AgentServer
 from livekit.agents.__main__ import main as livekit_main
 from livekit.agents.job import get_job_context
 
-from ...fakes.session import SESSION_CLASS
+from ...fakes.session import SESSION_CLASS, run_captures_on_enter
 from ...fakes.timing import no_backoff
 from ...observe.frames import describe_exception
 from ...transport.offline import block_network, register_guarded_child
 from ..hooks import HookWatch
-from .control import serve
-from .dispatch import begin_finalize
+from .control import report_tool_starts, serve
+from .dispatch import begin_finalize, reads_job_attribute
 from .reaper import TOKEN_ENV, reap
+from .tools import shared_tool_mocks
 
 DISPATCH_ENV = "AGENTSIM_DISPATCH"
 PARENT_ENV = "AGENTSIM_PARENT_PID"
@@ -57,8 +58,7 @@ register_guarded_child(__spec__.name, unless_env=ALLOW_NETWORK_ENV)
 
 
 def install_dispatch(payload: str) -> None:
-    # 1.7+ reads the job attribute (as the cloud sends it); 1.6 falls back to job metadata
-    by_attribute = "job.attributes" in inspect.getsource(JobContext.simulation_context)
+    by_attribute = reads_job_attribute()  # 1.7+; 1.6 falls back to the job metadata
     original = AgentServer.simulate_job
 
     async def simulate_job(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -171,8 +171,12 @@ def report_close() -> None:
         if primary:
             kwargs["capture_run"] = True
             _console_text_mode()
+            report_tool_starts(self)
+        capture = run_captures_on_enter(self) if primary else contextlib.nullcontext()
+        mocks = shared_tool_mocks() if primary else contextlib.nullcontext()
         try:
-            result = await original(self, *args, **kwargs)
+            with capture, mocks:
+                result = await original(self, *args, **kwargs)
         except Exception:
             # start(capture_run=True) awaits the greeting once the session is up; its
             # failure is the parent's to report (as livekit would only log it), not a crash

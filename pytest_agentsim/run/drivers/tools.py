@@ -19,12 +19,21 @@ from livekit.agents.voice.run_result import mock_tools
 
 from ...load.model import ToolMock
 
-__all__ = ["ToolMocks", "context_tool_mocks", "session_tool_mocks", "turn_tool_mocks"]
+__all__ = [
+    "ToolMocks",
+    "context_tool_mocks",
+    "session_tool_mocks",
+    "shared_tool_mocks",
+    "turn_tool_mocks",
+]
 
 ToolMocks = dict[type, dict[str, Callable[..., Any]]]
 
 # livekit >= 1.7 has mock_tools(..., session=); 1.6 only the context-manager form
 _SESSION_FORM = "session" in inspect.signature(mock_tools).parameters
+
+# 1.6 in process mode's child: the table shared_tool_mocks() put in the session's context
+_shared: ToolMocks | None = None
 
 
 def session_tool_mocks(session: Any) -> ToolMocks:
@@ -62,6 +71,22 @@ def turn_tool_mocks(session: Any, mocks: tuple[ToolMock, ...]) -> Iterator[None]
             for cls in classes:
                 mock_tools(cls, own.get(cls, {}), session=session)
         return
+    if _shared is not None:
+        # the context-var form, set where this task cannot: edit the table the session's
+        # tasks share (shared_tool_mocks)
+        shared = _shared
+        saved = {cls: shared.get(cls) for cls in classes}
+        for cls in classes:
+            shared[cls] = {**(saved[cls] or {}), **table}
+        try:
+            yield
+        finally:
+            for cls, before in saved.items():
+                if before is None:
+                    shared.pop(cls, None)
+                else:
+                    shared[cls] = before
+        return
     # the context-var form: the turn's tasks inherit the context because session.run()
     # creates them from this task
     own = context_tool_mocks()
@@ -69,6 +94,30 @@ def turn_tool_mocks(session: Any, mocks: tuple[ToolMock, ...]) -> Iterator[None]
         for cls in classes:
             stack.enter_context(mock_tools(cls, {**own.get(cls, {}), **table}))
         yield
+
+
+@contextlib.contextmanager
+def shared_tool_mocks() -> Iterator[None]:
+    """Around ``session.start()`` in process mode's child, on livekit 1.6 (a no-op on
+    1.7+, whose ``mock_tools(..., session=)`` needs no context).
+
+    1.6 reads tool mocks from a context variable, and the child's turns arrive over the
+    session protocol in tasks ``start()`` creates, not from the control channel's task that
+    sets a turn's mocks. The variable is set here to one table (the entrypoint's own mocks
+    so far) that those tasks share, and :func:`turn_tool_mocks` edits it in place.
+    """
+    global _shared
+    var = getattr(run_result, "_MockToolsContextVar", None)
+    if _SESSION_FORM or var is None:
+        yield
+        return
+    table: ToolMocks = context_tool_mocks()
+    token = var.set(table)
+    _shared = table
+    try:
+        yield
+    finally:
+        var.reset(token)
 
 
 def _mock_fn(mock: ToolMock) -> Callable[[], Any]:
