@@ -16,7 +16,7 @@ def _copy(pytester: pytest.Pytester, name: str) -> None:
     )
 
 
-@pytest.mark.parametrize("name", ["clinic", "quota", "hotel", "concierge"])
+@pytest.mark.parametrize("name", ["clinic", "quota", "hotel", "concierge", "reception"])
 def test_example_scenarios_pass(pytester: pytest.Pytester, name: str) -> None:
     _copy(pytester, name)
     result = pytester.runpytest("--agentsim", name)
@@ -37,6 +37,15 @@ def test_example_scenarios_pass(pytester: pytest.Pytester, name: str) -> None:
             ],
         ),
         ("quota", 1, ["*the user heard more than `spoken` lists*"]),
+        (
+            "reception",
+            2,
+            [
+                "*the greeting, spoken item 1: expected contains 'this call is recorded' "
+                "(interrupted), got*",
+                "*turn 1: the session must close in this turn, but it is still open*",
+            ],
+        ),
         (
             "concierge",
             1,

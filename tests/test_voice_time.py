@@ -218,6 +218,14 @@ class Notice(Agent):
         super().__init__(instructions="Read the notice.", allow_interruptions=False)
 
 
+class Greeter(Agent):
+    def __init__(self) -> None:
+        super().__init__(instructions="Greet at length.")
+
+    async def on_enter(self) -> None:
+        self.session.say("Welcome to the museum, where every hall tells a story of its own.")
+
+
 server = AgentServer()
 
 
@@ -309,13 +317,35 @@ def test_speech_that_disallows_interruptions_plays_on(
     pytester.runpytest("--agentsim", "-p", "no:cacheprovider").assert_outcomes(passed=1)
 
 
+def test_the_user_barges_into_the_greeting(pytester: pytest.Pytester, write: Write) -> None:
+    write("agent.py", BARGE_AGENT)
+    write(
+        "scenarios.yaml",
+        """
+        name: Greeting
+        agentsim: {agent: agent:Greeter, mode: audio}
+        scenarios:
+          - label: cut short
+            agentsim:
+              greeting:
+                spoken: [{equals: "Welcome to the museum,", interrupted: true}]
+              turns:
+                - user: Where is the cafe?
+                  interrupt: 1.2
+                  llm: ["Downstairs."]
+                  spoken: [{equals: Downstairs., interrupted: false}]
+        """,
+    )
+    pytester.runpytest("--agentsim", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
 @pytest.mark.parametrize(
     ("turns", "message"),
     [
         (
-            "[{user: hi, interrupt: 1}]",
-            "scenarios.yaml:*: `interrupt` barges into the agent's reply to the turn before; "
-            "turn 1 has none",
+            "[{user: hi, interrupt: 1}], mode: audio",
+            "*turn 1: the user was to barge in 1 s into the agent's reply, but the agent did "
+            "not speak in the greeting*",
         ),
         (
             "[{user: hi}, {user: wait, interrupt: 1, pause: 2}]",

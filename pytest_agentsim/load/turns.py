@@ -76,12 +76,6 @@ def parse_turn(ctx: Ctx, index: int, node: yaml.Node) -> Turn:
                     f"`{key}` {what}; turn {index + 1} has none",
                     f"move `{key}` to the `user:` turn it belongs to",
                 )
-            if key == "interrupt" and index == 0:
-                raise ctx.error(
-                    keys[key][0],
-                    "`interrupt` barges into the agent's reply to the turn before; turn 1 has none",
-                    "script the turn the agent answers first, then interrupt it in the next",
-                )
             if key == "interrupt" and "pause" in keys:
                 raise ctx.error(
                     keys["pause"][0],

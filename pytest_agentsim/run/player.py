@@ -166,7 +166,18 @@ class TurnPlayer:
             if first is not None:
                 self.queue(first)
             self.rec.set_line(cfg.greeting.line if cfg.greeting else self.scenario.line)
-            await self.driver.start()
+            if turns and turns[0].interrupt is not None:  # the caller talks over the greeting
+                await play_barged(
+                    self.driver,
+                    self.rec,
+                    self.settings.mode,
+                    self._start_and_greet(),
+                    "the greeting",
+                    turns[0],
+                    spoke=0,
+                )
+            else:
+                await self.driver.start()
             try:
                 await self.driver.within(self._steps(first))
             except StepFailed as e:
@@ -182,10 +193,15 @@ class TurnPlayer:
             await self.driver.aclose(failed=failed)
         self.check_session_end()
 
+    async def _start_and_greet(self) -> None:
+        # the greeting begins while the session starts (and start() may await it)
+        await self.driver.start()
+        await self.driver.within(self.driver.greeting())
+
     async def _steps(self, queued: Turn | None) -> None:
         cfg = self.scenario.config
-        await self.play_greeting(cfg.greeting)
         turns = cfg.turns or ()
+        await self.play_greeting(cfg.greeting)
         for turn, after in zip(turns, [*turns[1:], None], strict=True):
             barge = after if after is not None and after.interrupt is not None else None
             await self.play_turn(turn, queue=turn is not queued, barged_by=barge)
@@ -272,7 +288,14 @@ class TurnPlayer:
             if barged_by is None:
                 await self.driver.play(turn)
             else:
-                await play_barged(self.driver, rec, self.settings.mode, turn, barged_by)
+                await play_barged(
+                    self.driver,
+                    rec,
+                    self.settings.mode,
+                    self.driver.play(turn),
+                    turn.label,
+                    barged_by,
+                )
         must_close = turn.closed is not None and turn.closed.closed
         await self.driver.settle(spoken=len(turn.spoken or ()), close=must_close)
         if turn.user is not None:

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Awaitable
 
 from ..answers import LLMAnswer
 from ..load.model import Timing, Turn
@@ -15,45 +17,68 @@ from .outcome import StepFailed
 __all__ = ["check_within", "play_barged", "turn_timing"]
 
 
-async def play_barged(driver: Driver, rec: Recorder, mode: str, turn: Turn, by: Turn) -> None:
-    """Plays ``turn`` until the agent has spoken ``by.interrupt`` seconds of its reply,
-    then the user barges in (``by`` itself plays next, as a user turn)."""
-    assert by.interrupt is not None
+async def play_barged(
+    driver: Driver,
+    rec: Recorder,
+    mode: str,
+    play_step: Awaitable[None],
+    step: str,
+    by: Turn,
+    *,
+    spoke: int | None = None,
+) -> None:
+    """Plays a step (``turn``, or the greeting) until the agent has spoken ``by.interrupt``
+    seconds of it, then the user barges in (``by`` itself plays next, as a user turn).
+    ``spoke``: how many times the agent had started speaking before the step began (the
+    greeting begins while the session starts)."""
+    if by.interrupt is None:
+        raise ValueError("play_barged() needs a turn with `interrupt`")
     if mode != "audio":
+        if asyncio.iscoroutine(play_step):
+            play_step.close()  # never to be played
         raise StepFailed(
             f"{by.label}: `interrupt` needs the agent's speech to take time, which it "
             "does only in `mode: audio` (in text mode a reply arrives at once)",
             line=by.line,
         )
     loop = asyncio.get_running_loop()
-    spoke = len(rec.speaking_at)
-    play = asyncio.ensure_future(driver.play(turn))
-    while len(rec.speaking_at) == spoke and not play.done():
-        rec.speaking.clear()
-        heard = asyncio.ensure_future(rec.speaking.wait())
-        await asyncio.wait({play, heard}, return_when=asyncio.FIRST_COMPLETED)
-        heard.cancel()
-    if len(rec.speaking_at) == spoke:
-        await play  # its own failure first, if it had one
+    before = len(rec.speaking_at) if spoke is None else spoke
+    interrupt = by.interrupt
+    barged: list[bool] = []
+
+    async def barge_when_due() -> None:
+        while len(rec.speaking_at) == before:
+            rec.speaking.clear()
+            await rec.speaking.wait()
+        await asyncio.sleep(max(rec.speaking_at[before] + interrupt - loop.time(), 0.0))
+        rec.note("note", f"the user barges in, {interrupt:g} s into the agent's speech")
+        if not await driver.barge_in():
+            rec.note("note", "the agent's speech does not allow interruptions: it plays on")
+        barged.append(True)
+
+    # the step is played in this task (a driver may set context variables in it, as an
+    # entrypoint's job context, that only this context can reset); the user waits beside it
+    watcher = asyncio.ensure_future(barge_when_due())
+    try:
+        await play_step
+    finally:
+        if not watcher.done():
+            watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+    if barged:
+        return
+    if len(rec.speaking_at) == before:
         raise StepFailed(
-            f"{by.label}: the user was to barge in {by.interrupt:g} s into the agent's "
-            f"reply, but the agent did not speak in {turn.label}",
+            f"{by.label}: the user was to barge in {interrupt:g} s into the agent's "
+            f"reply, but the agent did not speak in {step}",
             line=by.line,
         )
-    at = rec.speaking_at[spoke] + by.interrupt
-    await asyncio.wait({play}, timeout=max(at - loop.time(), 0.0))
-    if play.done():
-        await play
-        raise StepFailed(
-            f"{by.label}: the user was to barge in {by.interrupt:g} s into the agent's "
-            f"reply, but it had finished speaking after "
-            f"{loop.time() - rec.speaking_at[spoke]:.3g} s",
-            line=by.line,
-        )
-    rec.note("note", f"the user barges in, {by.interrupt:g} s into the agent's speech")
-    if not await driver.barge_in():
-        rec.note("note", "the agent's speech does not allow interruptions: it plays on")
-    await play
+    raise StepFailed(
+        f"{by.label}: the user was to barge in {interrupt:g} s into the agent's reply, but "
+        f"it had finished speaking after {loop.time() - rec.speaking_at[before]:.3g} s",
+        line=by.line,
+    )
 
 
 def turn_timing(

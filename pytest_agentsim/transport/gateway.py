@@ -48,8 +48,6 @@ Faults, per transport:
   in-band: status faults and ``terminal`` as ``{"type": "error", "code", "message", "error"}``,
   ``timeout`` as silence, ``connection_error`` as a dropped socket,
   ``disconnect_mid_stream(after_chunks=N)`` as N ``output_audio`` frames (TTS) then a drop.
-
-This module never imports pytest.
 """
 
 from __future__ import annotations

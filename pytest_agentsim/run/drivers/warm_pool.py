@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from . import shim, warm
+from .reaper import TOKEN_ENV
 
 __all__ = ["PER_JOB_ENV", "WARM_POOL", "WarmJob", "WarmPool", "WarmServer", "WarmUnavailable"]
 
@@ -45,6 +46,7 @@ PER_JOB_ENV = frozenset(
         shim.CONTROL_ENV,
         *GATEWAY_URL_ENV,
         "PYTEST_CURRENT_TEST",  # pytest's, different for every item
+        TOKEN_ENV,  # the reaper's mark of one job's processes (a server's would kill it)
     }
 )
 """Variables that differ per job and are not part of a server's key: the shim reads its own
