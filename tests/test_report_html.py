@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -356,3 +357,49 @@ def test_headless_chromium_renders_the_conversation(tmp_path: Path) -> None:
     ):
         assert expected in rendered, expected
     assert "<script" not in dom
+
+
+def test_the_voices_are_drawn_on_a_time_axis() -> None:
+    turns = [
+        {"role": "USER", "text": "Hi <there>"},
+        {
+            "index": 1,
+            "role": "ASSISTANT",
+            "startMs": 800,
+            "endMs": 2500,
+            "e2eLatencyMs": 800,
+            "text": "Hello",
+        },
+        {"index": 2, "role": "USER", "startMs": 4000, "endMs": 4000, "text": "Rooms?"},
+        {
+            "index": 3,
+            "role": "ASSISTANT",
+            "startMs": 7400,
+            "endMs": 9000,
+            "e2eLatencyMs": 3400,
+            "awkwardSilence": True,
+            "text": "Two.",
+        },
+        {"index": 4, "role": "USER", "startMs": 10000, "endMs": 10000, "text": "Thanks"},
+        {"index": 5, "role": "ASSISTANT", "endMs": 11000, "unanswered": True},
+    ]
+    record = ScenarioRecord(
+        label="voices",
+        path="s.yaml",
+        line=1,
+        outcome="passed",
+        duration=0.1,
+        metrics={"turns": turns},
+    )
+    page = render_report([record])
+    svg = page.split('<svg class="voices"', 1)[1].split("</svg>", 1)[0]
+    assert svg.count('class="user"') == 3
+    assert svg.count('class="agent"') == 2
+    assert ">0.8 s</text>" in svg and ">3.4 s</text>" in svg
+    assert 'class="wait awkward"' in svg  # the 3.4 s wait is marked
+    assert "unanswered" in svg
+    assert "Hi &lt;there&gt;" in svg and "<there>" not in svg
+    assert ">10 s</text>" in svg  # the axis reaches the end of the conversation
+    # a scenario without metrics (process mode, a simulated one) has no drawing
+    plain = dataclasses.replace(record, metrics=None)
+    assert '<svg class="voices"' not in render_report([plain])

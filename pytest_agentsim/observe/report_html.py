@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .timeline import TimelineEntry  # the harness record; re-exported for report users
+from .voice_svg import CSS as _VOICE_CSS
+from .voice_svg import voice_timeline
 
 __all__ = [
     "KINDS",
@@ -113,6 +115,7 @@ class ScenarioRecord:
     snapshot_diff: str | None = None
     message: str | None = None
     nodeid: str | None = None
+    metrics: Mapping[str, Any] | None = None  # JobMetrics protojson: the voices are drawn
 
 
 def write_report(
@@ -144,7 +147,7 @@ def render_report(
         '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{_esc(title)}</title>",
-        f"<style>{_CSS}</style>",
+        f"<style>{_CSS}{_VOICE_CSS}</style>",
         "</head>",
         "<body>",
         "<header>",
@@ -211,6 +214,9 @@ def _scenario(index: int, record: ScenarioRecord) -> str:
     )
     message = f'<pre class="message">{_esc(_plain(record.message))}</pre>' if record.message else ""
     diff = _diff(record.snapshot_diff) if record.snapshot_diff else ""
+    voices = voice_timeline((record.metrics or {}).get("turns") or ())
+    if voices:
+        message += f"<h3>Who spoke when</h3>{voices}"
     return (
         f'<section class="scenario {_outcome_class(record.outcome)}" id="{anchor}">'
         f"<h2>{_badge(record.outcome)} {_esc(record.label)}</h2>"

@@ -50,6 +50,7 @@ def record_report(item: Any, report: pytest.TestReport, timeline: list[TimelineE
             snapshot_diff=diff,
             message=message,
             nodeid=item.nodeid,
+            metrics=getattr(item, "job_metrics", None),
         )
     )
 
