@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import asyncio
 
-from livekit.agents import (
-    Agent,
-    AgentServer,
-    AgentSession,
-    JobContext,
-    UserStateChangedEvent,
-    inference,
-)
+from livekit.agents import Agent, AgentServer, JobContext, UserStateChangedEvent, inference
+
+try:  # livekit-agents 2.x calls it LiveSession (AgentSession is a deprecated alias there)
+    from livekit.agents import LiveSession as AgentSession
+except ImportError:  # 1.x
+    from livekit.agents import AgentSession  # type: ignore[assignment]
 
 PRIVACY_NOTICE = (
     "Before we start: this call is recorded, and your data is handled under the clinic's "
