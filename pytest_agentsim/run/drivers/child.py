@@ -250,6 +250,13 @@ class AgentProcess:
     def exit_code(self) -> int | None:
         return self.proc.poll() if self.proc is not None else None
 
+    async def exited(self, within: float) -> int | None:
+        """The exit code, waiting up to ``within`` seconds for the process to end."""
+        deadline = time.monotonic() + within
+        while (code := self.exit_code) is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        return code
+
     def log_text(self) -> str:
         try:
             raw = self.log_path.read_bytes()

@@ -1,17 +1,15 @@
 """The process driver: the agent file runs unchanged in its own process (SPEC §4).
 
-``agentsim: {process: true}`` (or ``--agentsim-process``) runs an ``AgentServer`` file as
-``python -m livekit.agents console`` starts it (:mod:`.child`) and drives it over
-LiveKit's session protocol as the cloud simulator does: ``update_io``, one
-``run(user_input)`` per user turn, ``get_chat_history``, ``finalize_simulation``. The
-child's ``inference.*``/``openai`` clients point at a loopback
-:class:`~pytest_agentsim.transport.InferenceGateway` that serves the scripted answers.
+``agentsim: {process: true}`` runs an ``AgentServer`` file as ``python -m livekit.agents
+console`` starts it (:mod:`.child`; a fork of a warm server, :mod:`.warm`) and drives it
+over LiveKit's session protocol as the cloud simulator does: ``update_io``, a
+``run(user_input)`` per user turn, ``get_chat_history``, ``finalize_simulation``. Its
+model clients point at a loopback :class:`~pytest_agentsim.transport.InferenceGateway`.
 
-What the agent does is read from the session's events, as in-process (so a tool call still
-running when a turn ends is seen in that turn). What the protocol cannot carry goes over
-a control channel to the child (:mod:`.control`): "answer when you are quiet" (the turn
-boundary, exact: the answer arrives after every event of the turn), agent-initiated turns
-(``say:``/``generate_reply:``) and a turn's ``tools:`` mocks.
+What the agent does is read from the session's events, as in-process. What the protocol
+cannot carry goes over a control channel (:mod:`.control`): "answer when you are quiet"
+(the exact turn boundary), agent-initiated turns (``say:``/``generate_reply:``) and a
+turn's ``tools:`` mocks.
 """
 
 from __future__ import annotations
@@ -41,7 +39,15 @@ from .base import Driver
 from .child import CONNECT_TIMEOUT, LOG_TAIL_LINES, AgentProcess, ChildFailed
 from .control import ANSWER_KEY, TOOL_STARTED_KEY
 from .dispatch import dispatch_json
-from .process_end import ProcessEnd, RemoteClose, error_text, indented, served, strip_request
+from .process_end import (
+    ProcessEnd,
+    RemoteClose,
+    error_text,
+    indented,
+    mock_json,
+    served,
+    strip_request,
+)
 from .speaker import RemoteSpeaker
 from .warm_pool import WARM_POOL, fork_supported
 
@@ -369,7 +375,7 @@ class ProcessDriver(Driver):
         rec = self.rec
         mocks = self._mocks
         if mocks:
-            await self.ask("mock", tools=[_mock_json(m) for m in mocks])
+            await self.ask("mock", tools=[mock_json(m) for m in mocks])
         try:
             if turn.user is not None:
                 await self._user_turn(turn)
@@ -460,9 +466,11 @@ class ProcessDriver(Driver):
         """The connection ended mid-turn: a session the agent closed is a result (the
         turn's ``closed:`` judges it); a child that died is a failure."""
         rec = self.rec
-        # the end of the stream and the process exit race; give the EOF a moment
+        # the stream's end and the exit race (a dying process's socket closes first)
         await rec.wait_closed(timeout=0.15)
         close = rec.close_event
+        if close is not None and str(close.reason) == "unknown":
+            close = close if await self.child.exited(within=0.5) in (None, 0) else None
         if close is None or str(close.reason).startswith("agent process exited"):
             gone = self.end.child_gone() or "the agent closed its session connection"
             raise StepFailed(f"{turn.label}: {gone} during the turn", line=turn.line)
@@ -490,10 +498,3 @@ class ProcessDriver(Driver):
 
     async def finish(self) -> None:
         await self.end.finalize(self.remote)
-
-
-def _mock_json(mock: ToolMock) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": mock.name, "value": mock.value}
-    if mock.raise_message is not None:
-        out["raise"] = mock.raise_message
-    return out

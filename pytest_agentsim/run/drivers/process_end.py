@@ -12,12 +12,21 @@ from typing import Any
 
 from livekit.agents.voice.remote_session import RemoteSession
 
+from ...load.model import ToolMock
 from ...observe.record import Recorder
 from ..outcome import StepFailed, vetoed
 from .child import AgentProcess
 from .dispatch import SCRIPTED_PASS_REASON
 
-__all__ = ["ProcessEnd", "RemoteClose", "error_text", "indented", "served", "strip_request"]
+__all__ = [
+    "ProcessEnd",
+    "RemoteClose",
+    "error_text",
+    "indented",
+    "mock_json",
+    "served",
+    "strip_request",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,3 +130,11 @@ class ProcessEnd:
 def indented(text: str, prefix: str = "    ") -> str:
     """``text`` with every line indented, for a child's log quoted in a failure."""
     return "\n".join(prefix + ln for ln in text.splitlines())
+
+
+def mock_json(mock: ToolMock) -> dict[str, Any]:
+    """A turn's ``tools:`` mock as the control channel carries it to the child."""
+    out: dict[str, Any] = {"name": mock.name, "value": mock.value}
+    if mock.raise_message is not None:
+        out["raise"] = mock.raise_message
+    return out
