@@ -227,6 +227,12 @@ class Timing:
             tts_ttfb=self.tts_ttfb if self.tts_ttfb is not None else base.tts_ttfb,
         )
 
+    def delayed(self, answer: LLMAnswer) -> LLMAnswer:
+        """``answer`` with ``llm_ttft`` as its time to first token, unless it has its own."""
+        if answer.ttft is not None or self.llm_ttft is None:
+            return answer
+        return dataclasses.replace(answer, ttft=self.llm_ttft)
+
 
 @dataclasses.dataclass(frozen=True)
 class SessionEnd:

@@ -24,6 +24,8 @@ _JOBS_KEY = pytest.StashKey[list[dict[str, Any]]]()
 def keep_metrics(item: Any, metrics: dict[str, Any] | None) -> None:
     """Remember a scenario's JobMetrics; its conversation figures become properties."""
     item.job_metrics = metrics
+    # a scenario played again (--agentsim-repeat) keeps the figures of its last attempt
+    item.user_properties[:] = [p for p in item.user_properties if not p[0].startswith("metrics.")]
     for key, value in ((metrics or {}).get("conversation") or {}).items():
         item.user_properties.append((f"metrics.{key}", value))
 

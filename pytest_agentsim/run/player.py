@@ -240,9 +240,9 @@ class TurnPlayer:
                         f"write $${{{e.name}}} for the literal text)",
                         line=step.line,
                     ) from None
-                ttft = self.scenario.config.timing and self.scenario.config.timing.llm_ttft
-                if ttft and isinstance(answer, LLMAnswer) and answer.ttft is None:
-                    answer = dataclasses.replace(answer, ttft=ttft)
+                timing = self.scenario.config.timing
+                if timing is not None and isinstance(answer, LLMAnswer):
+                    answer = timing.delayed(answer)
                 script.add(answer)
                 self.lines.add(answer, step.line, where)
 

@@ -91,9 +91,8 @@ def turn_timing(
         if e.kind == "agent" and e.turn == rec.turn
     ]
     first = next((s.answer for s in turn.llm if isinstance(s.answer, LLMAnswer)), None)
-    ttft = first.ttft if first is not None and first.ttft is not None else None
-    if ttft is None and first is not None and timing is not None:
-        ttft = timing.llm_ttft
+    if first is not None and timing is not None:
+        first = timing.delayed(first)
     return TurnTiming(
         index=turn.index,
         user=turn.user or "",
@@ -101,7 +100,7 @@ def turn_timing(
         spoke=starts[0] if starts else None,
         done=asyncio.get_running_loop().time(),
         agent_text=" ".join(said),
-        llm_ttft=ttft,
+        llm_ttft=first.ttft if first is not None else None,
     )
 
 
