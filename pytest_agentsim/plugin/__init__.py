@@ -30,7 +30,7 @@ from .fixtures import (
 from .metrics import JOB_ATTR, MetricsWriter, job_of
 from .repeat import pass_rate_summary
 from .reporting import record_report, write_session_report
-from .settings import SETTINGS_KEY, Settings
+from .settings import RECORD_MODES, SETTINGS_KEY, Settings
 from .snapshot import ignore_scenario_snapshots
 
 __all__ = [
@@ -163,7 +163,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--agentsim-record-mode",
         default=None,
-        choices=("none", "once", "new_episodes", "rewrite", "all"),
+        choices=RECORD_MODES,
         help="cassettes of simulated scenarios and judges (__cassettes__/ beside the YAML), "
         "as in vcrpy: none (default): replay only, offline; once: record a missing "
         "cassette, replay the others; new_episodes: replay what matches, record and "

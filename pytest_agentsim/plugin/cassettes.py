@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .reporting import reported_property
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -56,12 +57,10 @@ def report_unused(item: pytest.Item, cassette: Cassette) -> None:
 
 def unused_summary(terminalreporter: Any) -> None:
     """The terminal summary section of unused recorded requests, one line per test."""
-    lines: dict[str, None] = {}
-    for reports in terminalreporter.stats.values():
-        for report in reports:
-            for name, value in getattr(report, "user_properties", ()):
-                if name == UNUSED_PROPERTY:
-                    lines[f"{report.nodeid}: {value} recorded requests never replayed"] = None
+    lines = [
+        f"{nodeid}: {value} recorded requests never replayed"
+        for nodeid, value in reported_property(terminalreporter, UNUSED_PROPERTY)
+    ]
     if not lines:
         return
     terminalreporter.write_sep("=", "agentsim: unused cassette requests", yellow=True)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ..errors import ScenarioFailure
+from .reporting import reported_property
 
 if TYPE_CHECKING:
     from ..run.api import Cassette, ScenarioRun, Verdict
@@ -82,13 +83,10 @@ def play_repeated(
 
 def pass_rate_summary(terminalreporter: Any) -> None:
     """The terminal summary section of repeated scenarios' pass rates."""
-    lines: dict[str, None] = {}
-    for reports in terminalreporter.stats.values():
-        for report in reports:
-            for name, value in getattr(report, "user_properties", ()):
-                if name == PASS_RATE_PROPERTY:
-                    k, n = (int(x) for x in str(value).split("/"))
-                    lines[f"{report.nodeid}: {k} of {n} attempts passed ({k / n:.0%})"] = None
+    lines = []
+    for nodeid, value in reported_property(terminalreporter, PASS_RATE_PROPERTY):
+        k, n = (int(x) for x in str(value).split("/"))
+        lines.append(f"{nodeid}: {k} of {n} attempts passed ({k / n:.0%})")
     if lines:
         terminalreporter.write_sep("=", "agentsim: pass rates")
         for line in lines:

@@ -19,7 +19,7 @@ import pytest
 from ..observe.report_html import ScenarioRecord, write_report
 from ..observe.timeline import TimelineEntry
 
-__all__ = ["RECORDS_KEY", "record_report", "write_session_report"]
+__all__ = ["RECORDS_KEY", "record_report", "reported_property", "write_session_report"]
 
 RECORDS_KEY = pytest.StashKey[list[ScenarioRecord]]()
 
@@ -88,3 +88,15 @@ def write_session_report(config: pytest.Config, path: Path) -> Path | None:
         shutil.rmtree(parts, ignore_errors=True)
     merged.sort(key=lambda r: (r.path, r.line or 0, r.nodeid or ""))
     return write_report(path, merged)
+
+
+def reported_property(terminalreporter: Any, name: str) -> list[tuple[str, Any]]:
+    """``(nodeid, value)`` of every report's user property ``name``, in order, once each
+    (a test reports it in each of its phases)."""
+    found: dict[tuple[str, str], Any] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            for key, value in getattr(report, "user_properties", ()):
+                if key == name:
+                    found.setdefault((report.nodeid, str(value)), value)
+    return [(nodeid, value) for (nodeid, _), value in found.items()]

@@ -364,8 +364,18 @@ class Cassette:
         self.added -= 1
 
     # -- replay ------------------------------------------------------------------------
-    def match(self, role: str, method: str, url_path: str, body: Any) -> Interaction:
-        """The recorded interaction answering this request (marked used); else CassetteMiss."""
+    def lookup(self, role: str, method: str, url_path: str, body: Any) -> Interaction | None:
+        """What the record mode says for this request: its recorded answer (marked used),
+        or None to ask the real models (not replaying, or a new request while recording);
+        a request a replay-only run does not hold raises :class:`CassetteMiss`."""
+        if not self.replay:
+            return None
+        item = self._find(role, body)
+        if item is None and not self.record:
+            raise self._miss(role, method, url_path, body)
+        return item
+
+    def _find(self, role: str, body: Any) -> Interaction | None:
         sha = body_hash(body)
         unused = [i for i in self.interactions if not i.used]
         if unused and unused[0].sha == sha:
@@ -375,6 +385,10 @@ class Cassette:
             if item.role == role and item.sha == sha:
                 item.used = True
                 return item
+        return None
+
+    def _miss(self, role: str, method: str, url_path: str, body: Any) -> CassetteMiss:
+        unused = self.unused()
         n = sum(1 for i in self.interactions if i.used) + 1
         expected = next((i for i in unused if i.role == role), unused[0] if unused else None)
         if expected is None:
@@ -384,7 +398,7 @@ class Cassette:
             detail = f"the next recorded {expected.role} request differs: " + _difference(
                 expected.body, body
             )
-        raise CassetteMiss(
+        return CassetteMiss(
             f"model request not in cassette {self.path.name}: {role} {method} {url_path} "
             f"(request #{n} of the run)\n  {detail}"
         )

@@ -114,16 +114,14 @@ class IntentJudge:
         return found[-1].reason if found else None
 
     def _exchange(self, body: dict[str, Any]) -> str:
-        if self.cassette.replay:
-            try:
-                item = self.cassette.match("judge", "POST", "/chat/completions", redact(body))
-            except CassetteMiss as e:
-                if not self.cassette.record:
-                    raise JudgeError(f"{e}\n  fix: re-record with `{self.rerecord}`") from None
-            else:
-                if item.status != 200:
-                    raise JudgeError(f"the recorded judge request failed ({item.status})")
-                return _content(item.response_body)
+        try:
+            item = self.cassette.lookup("judge", "POST", "/chat/completions", redact(body))
+        except CassetteMiss as e:
+            raise JudgeError(f"{e}\n  fix: re-record with `{self.rerecord}`") from None
+        if item is not None:
+            if item.status != 200:
+                raise JudgeError(f"the recorded judge request failed ({item.status})")
+            return _content(item.response_body)
         url = self.upstream + "/chat/completions"
         request = urllib.request.Request(
             url,

@@ -122,20 +122,17 @@ class ModelProxy:
             return web.json_response({"object": "list", "data": []})
         raw = await request.read()
         body = parse_body(raw)
-        if self.cassette.replay:
-            try:
-                item = self.cassette.match(role, request.method, f"/{tail}", body)
-            except CassetteMiss as e:
-                if not self.cassette.record:
-                    self.misses.append(str(e))
-                    return web.json_response(
-                        {"error": {"message": str(e), "type": "agentsim_cassette_miss"}},
-                        status=400,
-                    )
-            else:
-                return web.Response(
-                    status=item.status, body=item.render(), content_type=item.content_type
-                )
+        try:
+            item = self.cassette.lookup(role, request.method, f"/{tail}", body)
+        except CassetteMiss as e:
+            self.misses.append(str(e))
+            return web.json_response(
+                {"error": {"message": str(e), "type": "agentsim_cassette_miss"}}, status=400
+            )
+        if item is not None:
+            return web.Response(
+                status=item.status, body=item.render(), content_type=item.content_type
+            )
         return await self._forward(request, role, tail, raw, body)
 
     async def _forward(self, request: Any, role: str, tail: str, raw: bytes, body: Any) -> Any:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import re
 import signal
@@ -32,7 +31,7 @@ from livekit.protocol.agent_pb import agent_session as agent_pb
 from . import shim
 from .reaper import TOKEN_ENV, new_token, reap
 from .speaker import RemoteSpeaker
-from .warm_pool import Key, WarmJob, WarmPool, WarmUnavailable, warm_key
+from .warm_pool import Key, WarmJob, WarmPool, WarmUnavailable, log, warm_key
 
 __all__ = ["CONNECT_TIMEOUT", "LOG_TAIL_LINES", "AgentProcess", "ChildFailed"]
 
@@ -44,8 +43,6 @@ KILL_GRACE = 2.0
 
 LOG_TAIL_LINES = 40
 
-
-log = logging.getLogger("pytest_agentsim.warm")
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 

@@ -223,9 +223,9 @@ def _watch_parent(pid: int) -> None:
 
 
 def prepare_process() -> None:
-    """What the child sets up before the agent file is imported: instant retry waits and
-    the offline guard (import-time network is offline too). A warm server
-    (:mod:`.warm`) runs this once, before its import."""
+    """What the child sets up before the agent file is imported: instant retry waits (the
+    offline guard is :func:`guard_network`'s). A warm server (:mod:`.warm`) runs this
+    once, before its import."""
     if not os.environ.get(REAL_TIMING_ENV):
         no_backoff().__enter__()
 

@@ -305,8 +305,10 @@ def _job(
     """The forked job: from here on, what the cold child does after its import."""
     code = 1
     try:
-        os.setsid()  # its own group, as the cold child's: pytest ends it with killpg
-        die_with_parent(os.getppid())
+        # its own group, as the cold child's: pytest ends it with killpg; its server's
+        # death is seen by the shim's parent watch (prepare_job), which also reaps what
+        # the job detached, as a cold child's does (a PDEATHSIG kill would skip that)
+        os.setsid()
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         for fd in inherited:

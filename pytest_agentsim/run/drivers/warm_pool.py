@@ -78,15 +78,6 @@ def warm_key(agent_file: Path, env: Mapping[str, str], cwd: Path) -> Key:
     return (sys.executable, str(agent_file.resolve()), str(cwd), kept)
 
 
-def _zombie(pid: int) -> bool:
-    """Whether ``pid`` has ended and awaits its parent (Linux; False elsewhere)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
-
-
 class WarmJob:
     """A job forked by a warm server: ``Popen``'s ``pid``/``poll``/``wait`` as the driver
     uses them; :meth:`release` lets the server reap it."""
@@ -96,15 +87,8 @@ class WarmJob:
         self.server = server
 
     def poll(self) -> int | None:
-        code = self.server.exit_code(self.pid)
-        if code is None and _zombie(self.pid):
-            # it has ended and its server is about to say how: wait for that, as
-            # Popen.poll() knows at once
-            deadline = time.monotonic() + 1.0
-            while code is None and time.monotonic() < deadline:
-                time.sleep(0.002)
-                code = self.server.exit_code(self.pid)
-        return code
+        # its server says how it ended, a moment after it did (AgentProcess.exited waits)
+        return self.server.exit_code(self.pid)
 
     def wait(self, timeout: float | None = None) -> int:
         deadline = None if timeout is None else time.monotonic() + timeout
