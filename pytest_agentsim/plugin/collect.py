@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import sys
 import warnings
 from collections.abc import Callable, Coroutine, Iterator
@@ -410,12 +411,16 @@ class ScenarioItem(pytest.Function):
         def open_cassette() -> Cassette:
             return engine.open_cassette(path, s.name, settings.record_mode)
 
+        # process mode: the agent file in its own process, talked to over the protocol
+        resolved = run_settings(settings, s, allow_unused=False)
+        process = dataclasses.replace(resolved, mode="text") if resolved.process else None
+
         def play(cassette: Cassette) -> tuple[ScenarioRun, Verdict | None]:
+            simulation = engine.run_simulation(s, target, sim_settings, cassette, process=process)
+            if process is not None:  # the agent's misdeeds stay in its own process
+                return run_blocking(simulation)
             return engine.run_contained(
-                engine.run_simulation(s, target, sim_settings, cassette),
-                asyncio.new_event_loop,
-                timeout=sim_settings.overall,
-                name=self.nodeid,
+                simulation, asyncio.new_event_loop, timeout=sim_settings.overall, name=self.nodeid
             )
 
         # recording talks to the real models (through a loopback proxy); a replay must
@@ -423,7 +428,11 @@ class ScenarioItem(pytest.Function):
         offline = not settings.allow_network and not self._records()
         guard = engine.block_network() if offline else None
         with self._guarded(guard):
-            target = self._resolve(request, engine.resolve_target, env=s.config.env)
+            target = (
+                self._resolve(request, engine.locate_agent_file)
+                if process is not None
+                else self._resolve(request, engine.resolve_target, env=s.config.env)
+            )
             if times == 1:
                 cassette = open_cassette()
                 run, verdict = play(cassette)
@@ -435,9 +444,10 @@ class ScenarioItem(pytest.Function):
             self.user_properties.append(("judge_verdict", "pass" if verdict.passed else "fail"))
             self.user_properties.append(("judge_reason", verdict.reason))
         self._keep(run)
-        if guard is not None and guard.blocked:
+        blocked = [*(guard.blocked if guard is not None else ()), *run.blocked]
+        if blocked:
             raise ScenarioFailure(
-                network_report(guard.blocked), location=None, transcript=self.transcript() or ""
+                network_report(blocked), location=None, transcript=self.transcript() or ""
             )
         report_unused(self, cassette)
 

@@ -65,6 +65,13 @@ def upstreams(*, model_base_url: str | None, user_model: str, judge_model: str) 
     }
 
 
+def _agent_role(body: Any) -> str:
+    """The role of an agent process's request: its model's name says which client sent it
+    (the same roles as in-process, so one cassette serves every mode)."""
+    model = body.get("model") if isinstance(body, dict) else None
+    return "agent" if isinstance(model, str) and is_inference_model(model) else "agent-openai"
+
+
 class ModelProxy:
     """Loopback endpoint for every model client of a run: replays and/or records, as
     ``cassette.replay`` / ``cassette.record`` say (:func:`~.recording.open_cassette`).
@@ -73,24 +80,33 @@ class ModelProxy:
     (``https://api.openai.com/v1``...). Clients use ``proxy.base_url(role)``.
     """
 
-    def __init__(self, cassette: Cassette, *, upstreams: Mapping[str, str]) -> None:
+    def __init__(self, cassette: Cassette, *, upstreams: Mapping[str, str], port: int = 0) -> None:
         self.cassette = cassette
         self.upstreams = dict(upstreams)
         self.misses: list[str] = []
         self.errors: list[str] = []
         self._runner: Any = None
         self._client: Any = None
-        self._port = 0
+        self._port = port
 
     def base_url(self, role: str) -> str:
         return f"http://127.0.0.1:{self._port}/{role}/v1"
 
+    def child_env(self) -> dict[str, str]:
+        """Environment for an agent in another process. Its LiveKit Inference and OpenAI
+        clients share the URL a fake gateway would have (``/v1``: a warm server imported
+        the agent with it); the model each request names tells the two apart."""
+        env = {k: v for k, v in DUMMY_CREDENTIALS.items() if not os.environ.get(k)}
+        env["LIVEKIT_INFERENCE_URL"] = env["OPENAI_BASE_URL"] = f"http://127.0.0.1:{self._port}/v1"
+        return env
+
     async def start(self) -> ModelProxy:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{role}/v1/{tail:.*}", self._handle)
+        app.router.add_route("*", "/v1/{tail:.*}", self._handle)  # an agent process
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", self._port)
         await site.start()
         server = getattr(site, "_server", None)
         sockets = getattr(server, "sockets", None) or []
@@ -115,13 +131,13 @@ class ModelProxy:
         return response
 
     async def _answer(self, request: Any) -> Any:
-        role = request.match_info["role"]
         tail = request.match_info["tail"]
         if request.method == "GET" and tail.startswith("models"):
             # the clients' prewarm: never recorded
             return web.json_response({"object": "list", "data": []})
         raw = await request.read()
         body = parse_body(raw)
+        role = request.match_info.get("role") or _agent_role(body)
         try:
             item = self.cassette.lookup(role, request.method, f"/{tail}", body)
         except CassetteMiss as e:

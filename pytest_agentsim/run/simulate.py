@@ -27,7 +27,8 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -36,15 +37,18 @@ from livekit.agents import inference
 from ..env import DUMMY_CREDENTIALS, ScopedEnv
 from ..errors import AgentSimAssertionError, ScenarioFailure
 from ..fakes import no_backoff
-from ..load.model import Scenario
+from ..load.model import Scenario, Turn
+from ..observe.record import Recorder
 from .cassette import Cassette
 from .drivers.job import FakeJob
+from .drivers.process import ProcessDriver
 from .harness import AgentSim
 from .judge import Verdict, parse_verdict
 from .outcome import StepFailed, scenario_failure
 from .player import ScenarioRun
 from .proxy import ModelProxy, auth_header, upstreams
 from .recording import save_cassette
+from .settings import RunSettings
 from .target import AgentTarget
 
 __all__ = [
@@ -124,7 +128,7 @@ class _ModelError(Exception):
     pass
 
 
-def conversation(sim: AgentSim) -> list[tuple[str, str]]:
+def conversation(sim: Recorder) -> list[tuple[str, str]]:
     """(speaker, text) for what the user said and the agent answered, in order."""
     out: list[tuple[str, str]] = []
     for e in sim.timeline:
@@ -153,7 +157,7 @@ def user_messages(instructions: str, turns: list[tuple[str, str]]) -> list[dict[
     return messages
 
 
-def judge_messages(expectations: str, sim: AgentSim) -> list[dict[str, str]]:
+def judge_messages(expectations: str, sim: Recorder) -> list[dict[str, str]]:
     lines = []
     for e in sim.timeline:
         if e.kind == "user":
@@ -187,21 +191,47 @@ def _pointed_at(proxy: ModelProxy) -> Iterator[None]:
         env.restore()
 
 
+class _ProxiedProcess(ProcessDriver):
+    """Process mode whose child's models are answered by the run's :class:`ModelProxy`
+    (bound to the port a warm server imported the agent with: ``models_port``)."""
+
+    proxy: ModelProxy | None = None
+
+    async def serve_models(self) -> dict[str, str]:
+        assert self.proxy is not None
+        return self.proxy.child_env()
+
+    async def stop_models(self) -> None:
+        return None  # the run closes its proxy
+
+
 class _Simulation:
     def __init__(
-        self, scenario: Scenario, target: AgentTarget, settings: SimulationSettings
+        self,
+        scenario: Scenario,
+        target: AgentTarget | Path,
+        settings: SimulationSettings,
+        process: RunSettings | None = None,
     ) -> None:
         self.scenario = scenario
         self.target = target
         self.settings = settings
         self.sim = AgentSim(timeout=settings.timeout, llm_model=settings.agent_model)
+        self.driver: _ProxiedProcess | None = None
+        if process is not None:
+            assert isinstance(target, Path)
+            self.driver = _ProxiedProcess(scenario, target, process)
+        # the record: the in-process session's, or the one the agent process reports to
+        self.rec: Recorder = self.driver.rec if self.driver is not None else self.sim
         self.proxy: ModelProxy | None = None
         self.verdict: Verdict | None = None
         self.finished = False  # the conversation and the judge ran to their end
+        self.user_turns = 0
 
     # -- failures ----------------------------------------------------------------------
     def fail(self, reason: str, line: int | None, *, mark: Any = None) -> ScenarioFailure:
-        return scenario_failure(self.sim, self.scenario, reason, line, mark=mark)
+        failure = scenario_failure(self.rec, self.scenario, reason, line, mark=mark)
+        return self.driver.annotate(failure) if self.driver is not None else failure
 
     def check_cassette(self) -> None:
         assert self.proxy is not None
@@ -220,22 +250,36 @@ class _Simulation:
         """Wait until the agent is quiet (a greeting from ``on_enter`` is a real model call
         here, not instant): the user speaks only after it, so a recording and its replay
         see the same conversation."""
-        if self.sim.started:
+        if self.driver is not None:
+            await self.driver.settle(spoken=0, close=False)
+        elif self.sim.started:
             await self.sim.wait_quiet()
 
+    async def user_says(self, text: str) -> None:
+        """One user turn, until the agent answered it."""
+        self.user_turns += 1
+        if self.driver is None:
+            try:
+                await self.sim.run(text)
+            except AgentSimAssertionError as e:
+                raise self.fail(str(e).split("\n\n", 1)[0], self.scenario.line) from None
+            return
+        turn = Turn(index=self.user_turns - 1, line=self.scenario.line, user=text)
+        await self.driver.play(turn)  # a StepFailed names the turn (a crash, a timeout)
+
     async def converse(self) -> None:
-        sim, settings = self.sim, self.settings
+        rec, settings = self.rec, self.settings
         assert self.proxy is not None
         user = _ChatClient(self.proxy, "user", settings.user_model, settings.timeout)
         await self.agent_idle()
         self.check_cassette()
         for _ in range(settings.max_turns):
-            if sim.closed:
-                sim.note("note", "the agent ended the session")
+            if rec.closed:
+                rec.note("note", "the agent ended the session")
                 return
             try:
                 said = await user.complete(
-                    user_messages(self.scenario.instructions, conversation(sim))
+                    user_messages(self.scenario.instructions, conversation(rec))
                 )
             except _ModelError as e:
                 self.check_cassette()
@@ -243,16 +287,13 @@ class _Simulation:
             ended = END_MARKER in said
             text = said.replace(END_MARKER, "").strip()
             if text:
-                try:
-                    await sim.run(text)
-                except AgentSimAssertionError as e:
-                    raise self.fail(str(e).split("\n\n", 1)[0], self.scenario.line) from None
+                await self.user_says(text)
                 await self.agent_idle()
                 self.check_cassette()
             if ended:
-                sim.note("note", f"the simulated user ended the call ({END_MARKER})")
+                rec.note("note", f"the simulated user ended the call ({END_MARKER})")
                 return
-        sim.note("note", f"turn limit reached ({settings.max_turns} user turns)")
+        rec.note("note", f"turn limit reached ({settings.max_turns} user turns)")
 
     async def judge(self) -> Verdict | None:
         expectations = self.scenario.agent_expectations.strip()
@@ -261,20 +302,26 @@ class _Simulation:
         assert self.proxy is not None
         client = _ChatClient(self.proxy, "judge", self.settings.judge_model, self.settings.timeout)
         try:
-            answer = await client.complete(judge_messages(expectations, self.sim))
+            answer = await client.complete(judge_messages(expectations, self.rec))
         except _ModelError as e:
             self.check_cassette()
             raise self.fail(str(e), self.scenario.line) from None
         verdict = parse_verdict(answer)
-        self.sim.note("judge", verdict.describe(), failed=not verdict.passed)
+        self.rec.note("judge", verdict.describe(), failed=not verdict.passed)
         return verdict
+
+    def simulator_verdict(self) -> tuple[bool, str]:
+        """What ``on_simulation_end`` sees as the simulator's verdict: the judge's."""
+        if self.verdict is None:
+            return (True, "no agent_expectations to judge (pytest-agentsim)")
+        return (self.verdict.passed, self.verdict.reason)
 
     def judge_failure(self, verdict: Verdict) -> ScenarioFailure:
         return self.fail(
             f"the judge failed the conversation: {verdict.reason}\n"
             f"  agent_expectations: {self.scenario.agent_expectations.strip()}",
             self.scenario.line,
-            mark=next((e for e in reversed(self.sim.timeline) if e.kind == "judge"), None),
+            mark=next((e for e in reversed(self.rec.timeline) if e.kind == "judge"), None),
         )
 
     def kept_llm_note(self) -> str:
@@ -286,6 +333,7 @@ class _Simulation:
 
     # -- agent mode ----------------------------------------------------------------------
     async def play_agent(self) -> None:
+        assert isinstance(self.target, AgentTarget)
         agent, session_kwargs = self.target.build(self.scenario)
         session_kwargs.setdefault("llm", inference.LLM(model=self.settings.agent_model))
         await self.sim.start(agent, mode="text", **session_kwargs)
@@ -297,14 +345,15 @@ class _Simulation:
 
     # -- entrypoint mode -----------------------------------------------------------------
     async def play_entrypoint(self) -> None:
-        server = self.target.obj
+        assert isinstance(self.target, AgentTarget)
+        server, description = self.target.obj, self.target.description
         try:
             async with FakeJob(
                 server,
                 self.scenario,
                 self.sim,
                 mode="text",
-                description=self.target.description,
+                description=description,
                 substitute_llm=False,  # the entrypoint's LLM is real, recorded/replayed
                 kept_llm_note=self.kept_llm_note(),
             ) as job:
@@ -313,33 +362,56 @@ class _Simulation:
                 job.check_entrypoint()
                 self.verdict = await job.in_session_context(self.judge())
                 self.finished = True
-                verdict = (
-                    (self.verdict.passed, self.verdict.reason)
-                    if self.verdict is not None
-                    else (True, "no agent_expectations to judge (pytest-agentsim)")
-                )
-                try:
-                    await job.in_session_context(job.finalize(verdict))
-                except StepFailed as e:
-                    if self.verdict is not None and not self.verdict.passed:
-                        raise self.judge_failure(self.verdict) from None
-                    raise self.fail(e.reason, e.line or self.scenario.line, mark=e.entry) from None
-                if self.verdict is not None and not self.verdict.passed:
-                    raise self.judge_failure(self.verdict)
+                await self.graded(job.in_session_context(job.finalize(self.simulator_verdict())))
+        except StepFailed as e:
+            raise self.fail(e.reason, e.line or self.scenario.line, mark=e.entry) from None
+
+    async def graded(self, finalize: Coroutine[Any, Any, None]) -> None:
+        """``on_simulation_end`` with the judge's verdict; a judge's fail comes first."""
+        try:
+            await finalize
+        except StepFailed as e:
+            if self.verdict is not None and not self.verdict.passed:
+                raise self.judge_failure(self.verdict) from None
+            raise self.fail(e.reason, e.line or self.scenario.line, mark=e.entry) from None
+        if self.verdict is not None and not self.verdict.passed:
+            raise self.judge_failure(self.verdict)
+
+    # -- process mode --------------------------------------------------------------------
+    async def play_process(self) -> None:
+        """The agent file in its own process, over the session protocol, as the cloud
+        simulator runs it: the user's turns are ``run(user_input)``, the judge's verdict
+        goes to ``on_simulation_end`` through ``finalize_simulation``."""
+        driver = self.driver
+        assert driver is not None
+        try:
+            await driver.start()
+            await driver.greeting()
+            await self.converse()
+            self.verdict = await self.judge()
+            self.finished = True
+            await self.graded(driver.end.finalize(driver.remote, self.simulator_verdict()))
         except StepFailed as e:
             raise self.fail(e.reason, e.line or self.scenario.line, mark=e.entry) from None
 
 
 async def run_simulation(
-    scenario: Scenario, target: AgentTarget, settings: SimulationSettings, cassette: Cassette
+    scenario: Scenario,
+    target: AgentTarget | Path,
+    settings: SimulationSettings,
+    cassette: Cassette,
+    *,
+    process: RunSettings | None = None,
 ) -> tuple[ScenarioRun, Verdict | None]:
     """Run one simulated scenario, replaying and/or recording ``cassette``
     (:func:`~.recording.open_cassette`); a recording is saved once the run got to its end
-    (a judge's ``fail`` included: the replay then fails the same way).
+    (a judge's ``fail`` included: the replay then fails the same way). ``process``: run
+    the agent file ``target`` in its own process with these settings (process mode).
 
     Raises :class:`~.runner.ScenarioFailure` (a judge fail, a cassette miss, a model error,
     ``on_simulation_end`` vetoing).
     """
+    sim = _Simulation(scenario, target, settings, process)
     proxy = ModelProxy(
         cassette,
         upstreams=upstreams(
@@ -347,15 +419,23 @@ async def run_simulation(
             user_model=settings.user_model,
             judge_model=settings.judge_model,
         ),
+        port=sim.driver.models_port if sim.driver is not None else 0,
     )
-    sim = _Simulation(scenario, target, settings)
     sim.proxy = proxy
+    if sim.driver is not None:
+        sim.driver.proxy = proxy
     overall = settings.overall
     failed = True
     await proxy.start()
     try:
         with _pointed_at(proxy), no_backoff():
-            play = sim.play_entrypoint() if target.kind == "server" else sim.play_agent()
+            play = (
+                sim.play_process()
+                if sim.driver is not None
+                else sim.play_entrypoint()
+                if isinstance(target, AgentTarget) and target.kind == "server"
+                else sim.play_agent()
+            )
             try:
                 await asyncio.wait_for(play, timeout=overall)
             except asyncio.TimeoutError:
@@ -365,6 +445,8 @@ async def run_simulation(
                 ) from None
             failed = False
     finally:
+        if sim.driver is not None:
+            await sim.driver.aclose(failed=failed)
         await sim.sim.aclose(timeout=0.2 if failed else 5.0)
         await proxy.aclose()
         cassette.complete = sim.finished  # else it is partial: the old cassette stays
@@ -372,5 +454,9 @@ async def run_simulation(
             save_cassette(cassette)
     unused = cassette.unused() if cassette.replay and sim.finished else []
     if unused:
-        sim.sim.note("note", f"{len(unused)} recorded model request(s) were not replayed")
-    return ScenarioRun(rec=sim.sim, timeline=sim.sim.timeline), sim.verdict
+        sim.rec.note("note", f"{len(unused)} recorded model request(s) were not replayed")
+    driver = sim.driver
+    run = ScenarioRun(rec=sim.rec, timeline=sim.rec.timeline)
+    if driver is not None:
+        run.blocked, run.figures = driver.blocked_hosts(), driver.figures()
+    return run, sim.verdict

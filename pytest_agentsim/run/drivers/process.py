@@ -26,7 +26,7 @@ from google.protobuf.json_format import MessageToDict
 from livekit.agents.voice.remote_session import RemoteSession
 
 from ...errors import ScenarioError, ScenarioFailure
-from ...load.model import Scenario, ToolMock, Turn, on_the_clock
+from ...load.model import Scenario, ToolMock, Turn
 from ...observe.events import proto_message_text, proto_role
 from ...observe.history import history_from_proto
 from ...observe.record import Recorder
@@ -47,6 +47,7 @@ from .process_end import (
     mock_json,
     served,
     strip_request,
+    unsupported_in_process,
 )
 from .speaker import RemoteSpeaker
 from .warm_pool import WARM_POOL, fork_supported
@@ -82,6 +83,7 @@ class ProcessDriver(Driver):
         )
         # a warm server's jobs find the gateway at the same URL (see warm_pool)
         port = warm.port_for(self.child.warm_key()) if warm is not None else 0
+        self.models_port = port
         self.gateway = InferenceGateway(set_env=False, http_context=False, port=port)
         self.scripts = gateway_scripts(self.gateway, self.rec)
         self.speaker = RemoteSpeaker(settings.mode, synthesized=lambda: self.gateway.synthesized)
@@ -109,33 +111,7 @@ class ProcessDriver(Driver):
         return self._remote
 
     def unsupported(self, scenario: Scenario) -> ScenarioError | None:
-        cfg = scenario.config
-        timed = on_the_clock(scenario)
-        if timed:
-            return ScenarioError(
-                f"`{timed[1]}` is measured on the virtual clock, and in process mode the "
-                "agent runs on the wall clock in its own process",
-                path=scenario.path,
-                line=timed[0],
-                fix="run this scenario in entrypoint mode (without `process: true`); "
-                "`pause:` and `silence:` work in process mode too",
-            )
-        if self.settings.mode == "audio":
-            return None
-        problems = [
-            (sf.line, f"inject {sf.resource} faults") for sf in cfg.faults if sf.resource != "llm"
-        ]
-        steps = [*(cfg.turns or ()), *([cfg.greeting] if cfg.greeting else [])]
-        problems += [(t.line, "script `tts:` steps") for t in steps if t.tts]
-        if not problems:
-            return None
-        line, what = problems[0]
-        return ScenarioError(
-            f"process mode cannot {what} in text mode: the console session has no STT/TTS then",
-            path=scenario.path,
-            line=line,
-            fix="add `mode: audio` to the scenario's agentsim block",
-        )
+        return unsupported_in_process(scenario, self.settings.mode)
 
     # -- lifecycle -------------------------------------------------------------------------
     def bounded(self) -> bool:
@@ -143,12 +119,11 @@ class ProcessDriver(Driver):
 
     async def start(self) -> None:
         rec, child = self.rec, self.child
-        await self.gateway.start()
+        child.extra_env.update(await self.serve_models())
         loop = asyncio.get_running_loop()
         self._control = loop.create_future()
         self._control_server = await asyncio.start_server(self._on_control, "127.0.0.1", 0)
         port = self._control_server.sockets[0].getsockname()[1]
-        child.extra_env.update(self.gateway.child_env())
         child.extra_env[shim.CONTROL_ENV] = f"127.0.0.1:{port}"
         what = f"{self.agent_file.name} in a child process"
         rec.note("note", f"process mode ({self.settings.mode}): {what}")
@@ -204,7 +179,15 @@ class ProcessDriver(Driver):
                 self._control_server.close()
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self._control_server.wait_closed(), 1.0)
-            await self.gateway.aclose()
+            await self.stop_models()
+
+    async def serve_models(self) -> dict[str, str]:
+        """Start what answers the child's model clients; the environment pointing at it."""
+        await self.gateway.start()
+        return self.gateway.child_env()
+
+    async def stop_models(self) -> None:
+        await self.gateway.aclose()
 
     def blocked_hosts(self) -> list[str]:
         return self.blocked

@@ -1,6 +1,7 @@
 """How a process-mode scenario ends: ``finalize_simulation`` over the session protocol, or
 the verdict the child's shim wrote when the agent closed the session itself; and the
-readings of the child's messages (its errors, what the gateway served, its close)."""
+readings of the child's messages (its errors, what the gateway served, its close); and
+what process mode cannot run."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from typing import Any
 
 from livekit.agents.voice.remote_session import RemoteSession
 
-from ...load.model import ToolMock
+from ...errors import ScenarioError
+from ...load.model import Scenario, ToolMock, on_the_clock
 from ...observe.record import Recorder
 from ..outcome import StepFailed, vetoed
 from .child import AgentProcess
@@ -26,6 +28,7 @@ __all__ = [
     "mock_json",
     "served",
     "strip_request",
+    "unsupported_in_process",
 ]
 
 
@@ -77,8 +80,13 @@ class ProcessEnd:
         code = self.child.exit_code
         return None if code is None else f"the agent process exited (code {code})"
 
-    async def finalize(self, remote: RemoteSession) -> None:
-        """``finalize_simulation``: the agent's ``on_simulation_end`` and its verdict."""
+    async def finalize(
+        self, remote: RemoteSession, verdict: tuple[bool, str] | None = None
+    ) -> None:
+        """``finalize_simulation``: the agent's ``on_simulation_end`` and its verdict.
+
+        ``verdict``: the simulator's (success, reason), a judge's (simulated scenarios);
+        scripted scenarios that got here passed every turn."""
         note = self.rec.note
         if self.rec.closed:
             await self._finalized_after_close()
@@ -86,8 +94,8 @@ class ProcessEnd:
         self.finishing = True
         try:
             result = await remote.finalize_simulation(
-                provisional_success=True,
-                provisional_reason=SCRIPTED_PASS_REASON,
+                provisional_success=verdict[0] if verdict else True,
+                provisional_reason=verdict[1] if verdict else SCRIPTED_PASS_REASON,
                 timeout=self.timeout,
             )
         except asyncio.TimeoutError:
@@ -138,3 +146,34 @@ def mock_json(mock: ToolMock) -> dict[str, Any]:
     if mock.raise_message is not None:
         out["raise"] = mock.raise_message
     return out
+
+
+def unsupported_in_process(scenario: Scenario, mode: str) -> ScenarioError | None:
+    """Why ``scenario`` cannot run in process mode (None: it can)."""
+    cfg = scenario.config
+    timed = on_the_clock(scenario)
+    if timed:
+        return ScenarioError(
+            f"`{timed[1]}` is measured on the virtual clock, and in process mode the "
+            "agent runs on the wall clock in its own process",
+            path=scenario.path,
+            line=timed[0],
+            fix="run this scenario in entrypoint mode (without `process: true`); "
+            "`pause:` and `silence:` work in process mode too",
+        )
+    if mode == "audio":
+        return None
+    problems = [
+        (sf.line, f"inject {sf.resource} faults") for sf in cfg.faults if sf.resource != "llm"
+    ]
+    steps = [*(cfg.turns or ()), *([cfg.greeting] if cfg.greeting else [])]
+    problems += [(t.line, "script `tts:` steps") for t in steps if t.tts]
+    if not problems:
+        return None
+    line, what = problems[0]
+    return ScenarioError(
+        f"process mode cannot {what} in text mode: the console session has no STT/TTS then",
+        path=scenario.path,
+        line=line,
+        fix="add `mode: audio` to the scenario's agentsim block",
+    )
