@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pytest
 
@@ -144,3 +143,49 @@ def test_judge_fail_and_changed_agent_fail_in_process_mode(
         ]
     )
     assert project.is_file()
+
+
+HANGS_UP = """
+import json
+from pathlib import Path
+
+from livekit.agents import Agent, AgentServer, AgentSession, JobContext, inference
+
+server = AgentServer()
+
+
+def on_end(ctx):
+    verdict = ctx.simulator_verdict
+    Path(__file__).with_name("verdict.json").write_text(
+        json.dumps([verdict.success, verdict.reason])
+    )
+
+
+@server.rtc_session(on_simulation_end=on_end)
+async def entrypoint(ctx: JobContext) -> None:
+    session = AgentSession(llm=inference.LLM("openai/gpt-4.1-mini"))
+
+    @session.on("conversation_item_added")
+    def _hang_up(ev) -> None:
+        if ev.item.role == "assistant":  # one answer, then the agent ends the call
+            session.shutdown()
+
+    await session.start(Agent(instructions="You are a hotel receptionist."), room=ctx.room)
+"""
+
+
+@pytest.mark.parametrize("process", [False, True], ids=["entrypoint", "process"])
+def test_the_agent_ending_the_call_ends_the_simulation(
+    pytester: pytest.Pytester, write: Write, process: bool
+) -> None:
+    write("server.py", HANGS_UP)
+    in_process = SCENARIOS.replace("agent:Receptionist", "server:server")
+    write("scenarios.yaml", PROCESS_SCENARIOS if process else in_process)
+    with ModelServer(USER, AGENT_SAYS, [PASS]) as server:
+        record(pytester, server).assert_outcomes(passed=1)
+        roles = [role for role, _ in server.requests]
+    # the user never got a second turn: the agent had closed the session
+    assert roles == ["user", "agent", "judge"]
+    replay(pytester).assert_outcomes(passed=1)
+    # on_simulation_end ran at the close, before the judge: a provisional pass
+    assert verdict_seen(pytester)[0] is True
