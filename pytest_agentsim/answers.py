@@ -62,6 +62,7 @@ class TTSAnswer:
     """Overrides what one synthesis returns (default: audio sized to the text)."""
 
     duration: float | None = None
+    ttfb: float | None = None  # seconds before its first audio (voice time, SPEC §10)
 
 
 def tool_calls_from(items: Sequence[Mapping[str, Any] | ToolCall] | None) -> tuple[ToolCall, ...]:

@@ -169,30 +169,36 @@ def test_bad_timing_is_a_located_error(
     assert result.ret != 0
 
 
+@pytest.mark.parametrize(
+    ("step", "key", "line"),
+    [
+        ("within: 1\n                  llm: [Hello]", "within", 7),
+        ("llm: [Hello]\n                  tts: [{ttfb: 1}]", "ttfb", 9),
+    ],
+)
 def test_process_mode_says_budgets_need_the_virtual_clock(
-    pytester: pytest.Pytester, write: Write
+    pytester: pytest.Pytester, write: Write, step: str, key: str, line: int
 ) -> None:
     write("agent.py", AGENT)
     write(
         "scenarios.yaml",
-        """
+        f"""
         name: Process
-        agentsim: {agent: agent.py, process: true}
+        agentsim: {{agent: agent.py, process: true, mode: audio}}
         scenarios:
           - label: x
             agentsim:
               turns:
                 - user: hi
-                  within: 1
-                  llm: [Hello]
+                  {step}
         """,
     )
     result = pytester.runpytest("--agentsim", "-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "scenarios.yaml:7: `within` is measured on the virtual clock, and in process mode "
-            "the agent runs on the wall clock in its own process",
+            f"scenarios.yaml:{line}: `{key}` is measured on the virtual clock, and in process "
+            "mode the agent runs on the wall clock in its own process",
             "  fix: run this scenario in entrypoint mode (without `process: true`)*",
         ]
     )
@@ -411,3 +417,81 @@ def test_metrics_are_the_cloud_simulators_shape_and_the_same_every_run(
     junit = (pytester.path / "junit.xml").read_text()
     assert 'name="metrics.unansweredTurns" value="1"' in junit
     assert 'name="metrics.heardE2eLatencyP95Ms" value="850"' in junit
+
+
+SPEECH_STEPS = """
+name: Own speech timing
+agentsim: {agent: "agent:Desk", mode: audio, timing: {tts_ttfb: 0.25}}
+scenarios:
+  - label: quick voice
+    agentsim:
+      turns:
+        - user: hi
+          within: 0.2
+          llm: [Hello]
+          tts: [{ttfb: 0.1}]
+        - user: again
+          within: 0.3
+          llm: [Hello again]
+  - label: slow voice
+    agentsim:
+      turns:
+        - user: hi
+          within: 0.5
+          llm: [Hello]
+          tts: [{ttfb: 1.2}]
+  - label: long answer
+    agentsim:
+      turns:
+        - user: tell me
+          llm: [Here it is.]
+          tts: [{duration: 4}]
+        - user: wait
+          interrupt: 5
+          llm: [Yes?]
+"""
+
+
+def test_a_tts_step_has_its_own_first_byte_and_duration(
+    pytester: pytest.Pytester, write: Write
+) -> None:
+    write("agent.py", AGENT)
+    write("scenarios.yaml", SPEECH_STEPS)
+    result = pytester.runpytest(
+        "--agentsim", "-rA", "-p", "no:cacheprovider", "--agentsim-metrics", "m.json"
+    )
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*turn 1: the agent started speaking 1.2 s after the user's turn, over its "
+            "latency budget (within: 0.5 s)*",
+            "*but it had finished speaking after 4 s*",
+        ]
+    )
+    jobs = {j["label"]: j for j in json.loads((pytester.path / "m.json").read_text())["jobs"]}
+    quick = [t for t in jobs["quick voice"]["metrics"]["turns"] if t["role"] == "ASSISTANT"]
+    # the first synthesis's own 0.1 s, then the scenario's 0.25 s
+    assert [t["ttsTtfbMs"] for t in quick] == [100, 250]
+    assert [t["e2eLatencyMs"] for t in quick] == [100, 250]
+
+
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        ("{ttfb: 1, say: x}", "*unknown key 'say' in tts step*"),
+        ("{times: 2}", "*a tts step needs `ttfb`, `duration` or `fault`*"),
+        ("{duration: -1}", "*duration must be a positive number of seconds*"),
+    ],
+)
+def test_bad_tts_steps_are_located_errors(
+    pytester: pytest.Pytester, write: Write, step: str, message: str
+) -> None:
+    write("agent.py", AGENT)
+    write(
+        "scenarios.yaml",
+        "name: Bad\nscenarios:\n  - label: x\n    agentsim:\n      mode: audio\n"
+        f"      turns:\n        - user: hi\n          tts: [{step}]\n",
+    )
+    result = pytester.runpytest("--agentsim", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["scenarios.yaml:8: " + message.lstrip("*")])
+    assert result.ret != 0

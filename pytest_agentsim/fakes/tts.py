@@ -109,19 +109,21 @@ class FakeTTS(tts.TTS[Any], Observable):
         return FakeSynthesizeStream(tts=self, conn_options=conn_options)
 
     # -- used by the streams ---------------------------------------------------------------
-    async def first_byte(self) -> None:
-        if self.ttfb:
-            await asyncio.sleep(self.ttfb)
-
-    def _synthesize_into(self, text: str, emitter: tts.AudioEmitter, *, streaming: bool) -> None:
-        """One synthesis call: record it, apply the script, push the audio or raise."""
+    async def synthesize_into(
+        self, text: str, emitter: tts.AudioEmitter, *, streaming: bool
+    ) -> None:
+        """One synthesis call: record it, take its scripted answer, wait its first byte
+        (its own ``ttfb``, else :attr:`ttfb`), push the audio or raise."""
         self.calls.append(text)
         n = self.script.calls + 1
         self._notify(FakeEvent("tts", "call", n, repr(text)))
         try:
-            item = self.script.next()
+            item: TTSAnswer | Fault = self.script.next()
         except ScriptExhausted:
             item = TTSAnswer()
+        ttfb = item.ttfb if isinstance(item, TTSAnswer) and item.ttfb is not None else self.ttfb
+        if ttfb:
+            await asyncio.sleep(ttfb)
 
         self._segments += 1
         segment_id = f"fake-tts-seg-{self._segments}"
@@ -168,8 +170,7 @@ class FakeChunkedStream(tts.ChunkedStream):
             mime_type="audio/pcm",
         )
         if self._input_text.strip():
-            await self._fake.first_byte()
-            self._fake._synthesize_into(self._input_text, output_emitter, streaming=False)
+            await self._fake.synthesize_into(self._input_text, output_emitter, streaming=False)
 
     async def __anext__(self) -> tts.SynthesizedAudio:
         return _mark(await super().__anext__())
@@ -197,13 +198,11 @@ class FakeSynthesizeStream(tts.SynthesizeStream):
             # pushed audio when the pushed text is not blank)
             if text.strip():
                 self._mark_started()
-                await self._fake.first_byte()
-                self._fake._synthesize_into(text, output_emitter, streaming=True)
+                await self._fake.synthesize_into(text, output_emitter, streaming=True)
             text = ""
         if text.strip():
             self._mark_started()
-            await self._fake.first_byte()
-            self._fake._synthesize_into(text, output_emitter, streaming=True)
+            await self._fake.synthesize_into(text, output_emitter, streaming=True)
 
     async def __anext__(self) -> tts.SynthesizedAudio:
         return _mark(await super().__anext__())

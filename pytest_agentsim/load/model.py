@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from ..answers import LLMAnswer
+from ..answers import LLMAnswer, TTSAnswer
 from ..errors import JudgeError, ScenarioError
 from ..faults import Fault
 
@@ -144,7 +144,7 @@ class CloseExpectation:
 class ModelStep:
     """One scripted model call: an answer or a fault."""
 
-    answer: LLMAnswer | None
+    answer: LLMAnswer | TTSAnswer | None
     fault: Fault | None
     line: int | None = None
 
@@ -279,10 +279,15 @@ def on_the_clock(scenario: Scenario) -> tuple[int | None, str] | None:
     cfg = scenario.config
     if cfg.timing is not None:
         return cfg.timing_line, "timing"
-    for t in cfg.turns or ():
+    for t in [*([cfg.greeting] if cfg.greeting else []), *(cfg.turns or ())]:
         for key in ("within", "interrupt"):
             if getattr(t, key) is not None:
                 return t.line, key
+        for step in (*t.llm, *t.tts):
+            if getattr(step.answer, "ttft", None) is not None:
+                return step.line, "ttft"
+            if getattr(step.answer, "ttfb", None) is not None:
+                return step.line, "ttfb"
     return None
 
 

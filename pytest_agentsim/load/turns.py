@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from ..answers import LLMAnswer, ToolCall
+from ..answers import LLMAnswer, ToolCall, TTSAnswer
 from .expect import parse_closed, parse_event, parse_spoken, parse_text_matcher
 from .faultspec import parse_fault_spec
 from .model import ModelStep, SessionEnd, Timing, ToolMock, Turn
@@ -195,28 +195,14 @@ def _model_steps(ctx: Ctx, node: yaml.Node, resource: str) -> list[ModelStep]:
     if "fault" in names:
         fault, _ = parse_fault_spec(ctx.path, m)
         return [ModelStep(answer=None, fault=fault, line=line_of(node))]
+    if resource == "tts":
+        return _tts_steps(ctx, m)
     if resource != "llm":
         raise ctx.error(
             node, f"a {resource} step can only script a fault", "write it as {fault: server_error}"
         )
     keys = check_keys(ctx, m, ("say", "tool_calls", "chunks", "times", "fault", "ttft"), "llm step")
-    times = 1
-    if "times" in keys:
-        tnode = keys["times"][1]
-        times_value = value_of(ctx, tnode)
-        if isinstance(times_value, bool) or not isinstance(times_value, int) or times_value < 1:
-            raise ctx.error(
-                tnode,
-                f"times must be a positive whole number, got {kind_of(tnode)}",
-                "e.g. times: 8 (the same answer for 8 model calls)",
-            )
-        if times_value > MAX_REPEAT:
-            raise ctx.error(
-                tnode,
-                f"times: {times_value} is more model calls than one step makes",
-                f"give the number of calls this answer serves (at most {MAX_REPEAT})",
-            )
-        times = times_value
+    times = _times(ctx, keys)
     text = text_of(ctx, keys["say"][1], "say") if "say" in keys else None
     calls: tuple[ToolCall, ...] = ()
     if "tool_calls" in keys:
@@ -249,6 +235,46 @@ def _model_steps(ctx: Ctx, node: yaml.Node, resource: str) -> list[ModelStep]:
     answer = LLMAnswer(text=text, tool_calls=calls, chunks=chunks, ttft=ttft)
     # one step per call: each is its own entry in the answer queue (and in leftovers)
     return [ModelStep(answer=answer, fault=None, line=line_of(node)) for _ in range(times)]
+
+
+def _times(ctx: Ctx, keys: dict[str, tuple[yaml.ScalarNode, yaml.Node]]) -> int:
+    """A step's ``times: N``: the model calls it serves (1 without it)."""
+    if "times" not in keys:
+        return 1
+    tnode = keys["times"][1]
+    times = value_of(ctx, tnode)
+    if isinstance(times, bool) or not isinstance(times, int) or times < 1:
+        raise ctx.error(
+            tnode,
+            f"times must be a positive whole number, got {kind_of(tnode)}",
+            "e.g. times: 8 (the same answer for 8 model calls)",
+        )
+    if times > MAX_REPEAT:
+        raise ctx.error(
+            tnode,
+            f"times: {times} is more model calls than one step makes",
+            f"give the number of calls this answer serves (at most {MAX_REPEAT})",
+        )
+    return times
+
+
+def _tts_steps(ctx: Ctx, m: yaml.MappingNode) -> list[ModelStep]:
+    """A ``tts:`` answer: one synthesis's ``ttfb`` (seconds before its first audio) and
+    ``duration`` (seconds of audio; default: sized to the text)."""
+    keys = check_keys(ctx, m, ("ttfb", "duration", "times", "fault"), "tts step")
+    if "ttfb" not in keys and "duration" not in keys:
+        raise ctx.error(
+            m, "a tts step needs `ttfb`, `duration` or `fault`", "e.g. - {ttfb: 0.8, duration: 3}"
+        )
+    answer = TTSAnswer(
+        ttfb=_seconds(ctx, keys["ttfb"][1], "ttfb", MAX_DELAY) if "ttfb" in keys else None,
+        duration=(
+            _seconds(ctx, keys["duration"][1], "duration", MAX_DELAY)
+            if "duration" in keys
+            else None
+        ),
+    )
+    return [ModelStep(answer=answer, fault=None, line=line_of(m))] * _times(ctx, keys)
 
 
 def _tool_call(ctx: Ctx, node: yaml.Node) -> ToolCall:

@@ -54,6 +54,7 @@ class TurnTiming:
     done: float  # the turn was over
     agent_text: str = ""
     llm_ttft: float | None = None
+    tts_ttfb: float | None = None  # its first synthesis's (a `tts:` step's, or `timing`'s)
 
 
 def _ms(seconds: float) -> int:
@@ -86,8 +87,8 @@ def job_metrics(
         )
         if t.llm_ttft is not None:
             agent.llm_ttft_ms = _ms(t.llm_ttft)
-        if audio and tts_ttfb is not None:
-            agent.tts_ttfb_ms = _ms(tts_ttfb)
+        if audio and t.tts_ttfb is not None:
+            agent.tts_ttfb_ms = _ms(t.tts_ttfb)
         if t.spoke is None:
             agent.unanswered = True
             unanswered += 1

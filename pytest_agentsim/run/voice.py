@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable
 
-from ..answers import LLMAnswer
+from ..answers import LLMAnswer, TTSAnswer
 from ..load.model import Timing, Turn
 from ..observe.record import Recorder
 from .drivers.base import Driver
@@ -93,6 +93,8 @@ def turn_timing(
     first = next((s.answer for s in turn.llm if isinstance(s.answer, LLMAnswer)), None)
     if first is not None and timing is not None:
         first = timing.delayed(first)
+    speech = next((s.answer for s in turn.tts if isinstance(s.answer, TTSAnswer)), None)
+    ttfb = speech.ttfb if speech is not None else None
     return TurnTiming(
         index=turn.index,
         user=turn.user or "",
@@ -101,6 +103,7 @@ def turn_timing(
         done=asyncio.get_running_loop().time(),
         agent_text=" ".join(said),
         llm_ttft=first.ttft if first is not None else None,
+        tts_ttfb=ttfb if ttfb is not None else timing.tts_ttfb if timing is not None else None,
     )
 
 

@@ -196,9 +196,10 @@ class SpeechSockets:
     ) -> bool:
         """Answer one synthesis; False when the connection was dropped."""
         self.synthesized.append(text)
-        if self.tts_ttfb:
-            await asyncio.sleep(self.tts_ttfb)
         answer = draw(self.tts)
+        ttfb = answer.ttfb if isinstance(answer, TTSAnswer) and answer.ttfb is not None else None
+        if ttfb or self.tts_ttfb:
+            await asyncio.sleep(ttfb if ttfb is not None else self.tts_ttfb)
         fault = answer if isinstance(answer, Fault) else None
         if fault is not None and fault.kind == "timeout":
             return True  # say nothing: the client's receive timeout fires
