@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# first: the clocks a virtual-clock run moves are replaced before livekit is imported
+from . import clock  # noqa: F401  (isort: skip)
 from . import faults
 from .errors import AgentSimAssertionError, AgentsimWarning, ScenarioError, ScenarioFailure
 from .load.loader import load_scenario_file

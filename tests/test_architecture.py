@@ -2,7 +2,7 @@
 
 Layers, lowest first (README "How the code is laid out"):
 
-    base       errors, faults, answers, env  no livekit, no pytest
+    base       errors, faults, answers, env, clock  no livekit, no pytest
     load       the scenario file and its model (plain data)
     observe    timeline, observed events, history, HTML report (no livekit)
     fakes      in-process LLM/TTS/STT/audio doubles
@@ -37,7 +37,7 @@ RANK = {
     "plugin": 4,
     "facade": 5,  # pytest_agentsim/__init__.py: the public names, loaded lazily
 }
-BASE_MODULES = {"errors", "faults", "answers", "env"}
+BASE_MODULES = {"errors", "faults", "answers", "env", "clock"}
 PYTEST_MODULES = ("pytest", "_pytest", "syrupy", "pytest_asyncio", "xdist", "pluggy")
 MAX_LINES = 500
 

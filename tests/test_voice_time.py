@@ -14,6 +14,13 @@ import pytest
 
 Write = Callable[[str, str], Path]
 
+# A spoken "hi" (0.4 s at 150 words a minute): the final transcript comes 0.2 s after it
+# and livekit starts the reply's LLM then (preemptive generation); it commits the turn
+# 0.55 s after the speech (its VAD's silence outlasts the 0.5 s endpointing delay) and the
+# TTS starts once both are done. With the model's 0.6 s and the TTS's 0.25 s, the first
+# audio comes this long after the user stopped (the same on 1.6.0, 1.8.9 and 2.0.0b1).
+SPOKEN_LATENCY = 1.05
+
 AGENT = '''
 import asyncio
 
@@ -38,7 +45,9 @@ server = AgentServer()
 @server.rtc_session()
 async def entrypoint(ctx: JobContext) -> None:
     session = AgentSession(
-        llm=inference.LLM("openai/gpt-4.1-mini"), tts=inference.TTS("cartesia/sonic-2")
+        stt=inference.STT("deepgram/nova-3"),
+        llm=inference.LLM("openai/gpt-4.1-mini"),
+        tts=inference.TTS("cartesia/sonic-2"),
     )
     await session.start(agent=Desk(), room=ctx.room)
 '''
@@ -69,10 +78,10 @@ scenarios:
       mode: audio
       turns:
         - user: hi
-          within: 0.85
+          within: 1.3
           llm: [Hello]
         - user: again
-          within: 0.8
+          within: 1
           llm: [Hello again]
   - label: slow tool
     agentsim:
@@ -115,9 +124,11 @@ def test_latency_budgets_on_the_virtual_clock(
             "latency budget (within: 0.59 s)*",
             "*turn 1: the agent started speaking 1.5 s after the user's turn, over its "
             "latency budget (within: 1 s)*",
-            # audio: the first audio also waits for the TTS's 0.25 s
-            "*turn 2: the agent started speaking 0.85 s after the user's turn, over its "
-            "latency budget (within: 0.8 s)*",
+            # audio: the user speaks; livekit starts the reply at the final transcript
+            # (0.2 s after the speech: preemptive generation), then the model's 0.6 s and
+            # the TTS's 0.25 s
+            f"*turn 2: the agent started speaking {SPOKEN_LATENCY:g} s after the user's turn, "
+            "over its latency budget (within: 1 s)*",
             # 0.6 to the tool call + 20 s of lookup + 0.2 to the answer
             "*turn 1: the agent started speaking 20.8 s after the user's turn, over its "
             "latency budget (within: 5 s)*",
@@ -126,7 +137,7 @@ def test_latency_budgets_on_the_virtual_clock(
     )
     # the first turns passed their budgets (the failures are all in later turns or alone)
     assert "the agent started speaking after 0.6 s" in text
-    assert "the agent started speaking after 0.85 s" in text
+    assert f"the agent started speaking after {SPOKEN_LATENCY:g} s" in text
     assert "the user waits 120 s" in text
     # two minutes of pause and 20 s of lookup cost no wall time
     assert elapsed < 60, elapsed
@@ -150,8 +161,8 @@ def test_the_same_figures_on_every_run(pytester: pytest.Pytester, write: Write) 
         ("{turns: [{user: hi, pause: -1}]}", "*pause must be a positive number of seconds*"),
         ("{turns: [{user: hi, llm: [{say: x, ttft: 0}]}]}", "*ttft must be a positive number*"),
         (
-            "{timing: {words_per_minute: 150}, turns: [{user: hi}]}",
-            "*timing.words_per_minute shapes spoken user turns*",
+            "{timing: {words_per_minute: 0}, turns: [{user: hi}]}",
+            "*timing.words_per_minute must be a positive number up to 600, got the scalar '0'*",
         ),
         (
             "{timing: {llm_ttf: 1}, turns: [{user: hi}]}",
@@ -234,7 +245,10 @@ server = AgentServer()
 @server.rtc_session()
 async def entrypoint(ctx: JobContext) -> None:
     session = AgentSession(
-        llm=inference.LLM("openai/gpt-4.1-mini"), tts=inference.TTS("cartesia/sonic-2")
+        stt=inference.STT("deepgram/nova-3"),
+        llm=inference.LLM("openai/gpt-4.1-mini"),
+        tts=inference.TTS("cartesia/sonic-2"),
+        aec_warmup_duration=0,  # hear barge-ins from the agent's first word
     )
     await session.start(agent=Guide(), room=ctx.room)
 """
@@ -243,7 +257,7 @@ TOUR = "The old town was founded in the twelfth century, and its walls still sta
 
 BARGE_SCENARIOS = """
 name: Barge-in
-agentsim: {agent: AGENT, mode: audio}
+agentsim: {agent: AGENT, mode: audio, session: {aec_warmup_duration: 0}}
 scenarios:
   - label: cut short
     agentsim:
@@ -251,13 +265,15 @@ scenarios:
         - user: Tell me about the old town.
           llm: ["TOUR"]
           expect:
-            # livekit keeps what the user heard: 1.5 s of speech at 0.05 s a character
-            - message: {equals: The old town was founded in, interrupted: true}
+            # livekit keeps what the user heard: the user speaks 1.5 s into the reply and
+            # livekit stops it once it heard min_interruption_duration (0.5 s) of speech,
+            # about 2 s of speech at 0.05 s a character (livekit 1.6 stops it at the first
+            # interim transcript, 0.4 s into the user's words: "... founded in the")
+            - message: {regex: "^The old town was founded in the( twelfth)?$", interrupted: true}
           spoken:
-            - {equals: The old town was founded in, interrupted: true}
+            - {regex: "^The old town was founded in the( twelfth)?$", interrupted: true}
         - user: Sorry, where can I eat?
           interrupt: 1.5
-          within: 0.5
           llm: ["Try the market hall."]
           expect:
             - message: {contains: market hall, interrupted: false}
@@ -287,7 +303,7 @@ def test_the_user_barges_in_and_hears_only_what_played(
             "PASSED scenarios.yaml::cut short",
             "*turn 2: the user was to barge in 5 s into the agent's reply, but it had "
             "finished speaking after 0.3 s*",
-            "*at scenarios.yaml:27*",
+            "*at scenarios.yaml:29*",
         ]
     )
 
@@ -311,12 +327,33 @@ def test_speech_that_disallows_interruptions_plays_on(
                     - {contains: privacy policy, interrupted: false}
                 - user: Okay okay.
                   interrupt: 1
+                  expect: []  # livekit drops what was said over it: no reply
+                - user: Okay, thanks.
                   llm: ["Thank you for listening."]
                   expect: [{message: Thank you}]
+          - label: expects an answer
+            agentsim:
+              turns:
+                - user: Read it.
+                  llm: ["This call is recorded and processed under our privacy policy."]
+                - user: Okay okay.
+                  interrupt: 1
+                  llm: ["Thank you for listening."]
         """,
     )
-    # heard in full although the user barged in 1 s into its 3 s
-    pytester.runpytest("--agentsim", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    # heard in full although the user barged in 1 s into its 3 s; the words said over it
+    # are dropped ("skipping reply to user input, current speech generation cannot be
+    # interrupted"), as livekit does live
+    result = pytester.runpytest("--agentsim", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*scripted model answers were never used*",
+            "*the agent's speech does not allow interruptions: it plays on*",
+            "*livekit did not take the user's turn: it was spoken over speech that does not "
+            "allow interruptions*",
+        ]
+    )
 
 
 def test_the_user_barges_into_the_greeting(pytester: pytest.Pytester, write: Write) -> None:
@@ -330,7 +367,12 @@ def test_the_user_barges_into_the_greeting(pytester: pytest.Pytester, write: Wri
           - label: cut short
             agentsim:
               greeting:
-                spoken: [{equals: "Welcome to the museum,", interrupted: true}]
+                # livekit hears no barge-in in the first 3 s of the agent's first speech
+                # (its echo-cancellation warm-up, aec_warmup_duration): the greeting is
+                # cut at 3 s (0.05 s a character), not 1.2 s in
+                spoken:
+                  - equals: "Welcome to the museum, where every hall tells a story of"
+                    interrupted: true
               turns:
                 - user: Where is the cafe?
                   interrupt: 1.2
@@ -408,7 +450,8 @@ def test_metrics_are_the_cloud_simulators_shape_and_the_same_every_run(
     assert [t.e2e_latency_ms for t in text_turns.turns if t.role == 3] == [600, 600]
     assert text_turns.llm.ttft_ms == 600
     audio = jobs["audio adds the tts"].metrics.conversation
-    assert (audio.heard_e2e_latency_p50_ms, audio.heard_e2e_latency_p99_ms) == (850, 850)
+    heard = round(SPOKEN_LATENCY * 1000)
+    assert (audio.heard_e2e_latency_p50_ms, audio.heard_e2e_latency_p99_ms) == (heard, heard)
     slow = jobs["slow tool"].metrics
     assert slow.conversation.awkward_silence_count == 1
     assert slow.turns[0].start_ms == 120_000  # after the user's two-minute pause
@@ -416,7 +459,7 @@ def test_metrics_are_the_cloud_simulators_shape_and_the_same_every_run(
     assert "STATUS_FAILED" in text and "over its latency budget" in text
     junit = (pytester.path / "junit.xml").read_text()
     assert 'name="metrics.unansweredTurns" value="1"' in junit
-    assert 'name="metrics.heardE2eLatencyP95Ms" value="850"' in junit
+    assert f'name="metrics.heardE2eLatencyP95Ms" value="{heard}"' in junit
 
 
 SPEECH_STEPS = """
@@ -427,11 +470,11 @@ scenarios:
     agentsim:
       turns:
         - user: hi
-          within: 0.2
+          within: 1.2
           llm: [Hello]
           tts: [{ttfb: 0.1}]
         - user: again
-          within: 0.3
+          within: 1.35
           llm: [Hello again]
   - label: slow voice
     agentsim:
@@ -463,16 +506,24 @@ def test_a_tts_step_has_its_own_first_byte_and_duration(
     result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines_random(
         [
-            "*turn 1: the agent started speaking 1.2 s after the user's turn, over its "
+            "*turn 1: the agent started speaking * s after the user's turn, over its "
             "latency budget (within: 0.5 s)*",
             "*but it had finished speaking after 4 s*",
         ]
     )
     jobs = {j["label"]: j for j in json.loads((pytester.path / "m.json").read_text())["jobs"]}
-    quick = [t for t in jobs["quick voice"]["metrics"]["turns"] if t["role"] == "ASSISTANT"]
-    # the first synthesis's own 0.1 s, then the scenario's 0.25 s
+
+    def replies(label: str) -> list[dict[str, int]]:
+        turns = jobs[label]["metrics"]["turns"]
+        return [t for t in turns if t["role"] == "ASSISTANT"]
+
+    quick, slow = replies("quick voice"), replies("slow voice")
+    # the first synthesis's own 0.1 s, then the scenario's 0.25 s; 1.2 s for the slow one
     assert [t["ttsTtfbMs"] for t in quick] == [100, 250]
-    assert [t["e2eLatencyMs"] for t in quick] == [100, 250]
+    assert slow[0]["ttsTtfbMs"] == 1200
+    # what the TTS adds to the same spoken turn's latency, on every livekit version
+    assert quick[1]["e2eLatencyMs"] - quick[0]["e2eLatencyMs"] == 150
+    assert slow[0]["e2eLatencyMs"] - quick[0]["e2eLatencyMs"] == 1100
 
 
 @pytest.mark.parametrize(

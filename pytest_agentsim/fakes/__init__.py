@@ -15,7 +15,6 @@ from .audio import (
     Spoken,
     TextSegment,
     attach_outputs,
-    heard_prefix,
 )
 from .audio_input import FakeAudioInput
 from .events import FakeEvent
@@ -24,6 +23,7 @@ from .session import SESSION_ARGS, SESSION_CLASS, make_session
 from .stt import MANUAL_FLUSH, FakeSTT
 from .timing import NoBackoff, no_backoff
 from .tts import FAKE_TTS_FRAME_KEY, FakeTTS, is_tts_frame
+from .voice import FakeVAD, UserVoice, Utterance, heard_prefix
 
 __all__ = [
     "FAKE_TTS_FRAME_KEY",
@@ -35,6 +35,7 @@ __all__ = [
     "FakeLLM",
     "FakeSTT",
     "FakeTTS",
+    "FakeVAD",
     "LLMCall",
     "NoBackoff",
     "Outputs",
@@ -43,6 +44,8 @@ __all__ = [
     "RecordingTextOutput",
     "Spoken",
     "TextSegment",
+    "UserVoice",
+    "Utterance",
     "attach_outputs",
     "heard_prefix",
     "is_tts_frame",

@@ -25,6 +25,7 @@ from livekit import rtc
 from livekit.agents.voice import io
 
 from .tts import is_tts_frame
+from .voice import heard_prefix
 
 if TYPE_CHECKING:
     from livekit.agents import AgentSession
@@ -38,7 +39,6 @@ __all__ = [
     "SpokenLog",
     "TextSegment",
     "attach_outputs",
-    "heard_prefix",
 ]
 
 AudioSource = Literal["tts", "audio"]
@@ -108,17 +108,6 @@ class Spoken:
     speech_id: str | None = None
 
 
-def heard_prefix(text: str, fraction: float) -> str:
-    """The part of ``text`` heard after ``fraction`` of its audio, cut at a word boundary."""
-    if fraction >= 1:
-        return text
-    n = max(0, int(len(text) * fraction))
-    cut = text[:n]
-    if n < len(text) and not text[n].isspace() and " " in cut:
-        cut = cut[: cut.rindex(" ")]
-    return cut.rstrip()
-
-
 class RecordingAudioOutput(io.AudioOutput):
     """An audio sink that records segments and plays them instantly or on a virtual clock.
 
@@ -157,6 +146,7 @@ class RecordingAudioOutput(io.AudioOutput):
         self._text_for: Callable[[PlayedSegment], str | None] = lambda seg: seg.full_text
         self._listeners: list[Callable[[str, PlayedSegment], None]] = []
         self._paused = False
+        self._paused_at: float | None = None  # loop time a clocked playout was paused
         self._flushed: asyncio.Event | None = None
 
     def add_listener(self, fn: Callable[[str, PlayedSegment], None]) -> None:
@@ -186,11 +176,26 @@ class RecordingAudioOutput(io.AudioOutput):
             await self._flushed.wait()
 
     def pause(self) -> None:
-        # livekit pauses on a possible false interruption; a paused virtual clock stands still
+        # livekit pauses on a possible false interruption: the playout stands still
+        if self.clocked and not self._paused:
+            self._paused_at = self._now()
+            for end in self._ends.values():
+                end.cancel()
+            self._ends.clear()
         self._paused = True
         super().pause()
 
     def resume(self) -> None:
+        if self.clocked and self._paused_at is not None:
+            # what was still to play plays on from here
+            shift, self._paused_at = self._now() - self._paused_at, None
+            self._free_at += shift
+            loop = asyncio.get_running_loop()
+            for seg in self._playing:
+                seg.starts_at += shift
+                if seg is not self._capturing:
+                    end = seg.starts_at + seg.duration
+                    self._ends[seg.index] = loop.call_at(end, self._played_out, seg)
         self._paused = False
         super().resume()
 
@@ -238,9 +243,10 @@ class RecordingAudioOutput(io.AudioOutput):
             # instant playout has played everything it was given
             played = seg.duration if self.instant else seg.played
             if self.clocked:
-                played = min(max(self._now() - seg.starts_at, 0.0), seg.duration)
+                now = self._paused_at if self._paused_at is not None else self._now()
+                played = min(max(now - seg.starts_at, 0.0), seg.duration)
             self._finish(seg, played=played, interrupted=True)
-        self._free_at = self._now()
+        self._free_at = self._paused_at if self._paused_at is not None else self._now()
 
     def _now(self) -> float:
         return asyncio.get_running_loop().time()

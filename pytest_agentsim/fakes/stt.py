@@ -9,10 +9,16 @@ if some audio is pending, else an empty ``FINAL_TRANSCRIPT``, so livekit 1.8's
 ``commit_user_turn()`` and session close (which flush an STT with ``manual_flush``) never
 wait on a timer. ``recognize()`` (non-streaming) takes one item per call and returns an
 empty final transcript when nothing is queued.
+
+**Voiced** (``FakeSTT(voice=...)``, spoken user turns): each stream hears the
+:class:`~.voice.UserVoice` instead: start of speech, interim transcripts word by word, the
+final transcript ``stt_delay`` after the user stops (a scripted transcript overrides what
+was said: a mishearing; a scripted fault fails that recognition), end of speech.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Any
 
@@ -23,6 +29,7 @@ from livekit.agents.utils import AudioBuffer
 from ..answers import STTAnswer
 from ..faults import CallScript, Fault, ScriptExhausted
 from .events import FakeEvent, Observable
+from .voice import UserVoice, Utterance
 
 __all__ = ["MANUAL_FLUSH", "FakeSTT", "FakeSTTStream"]
 
@@ -37,14 +44,16 @@ class FakeSTT(stt.STT[Any], Observable):
         streaming: bool = True,
         seconds_per_transcript: float = 0.1,
         model: str = "fake-stt",
+        voice: UserVoice | None = None,
     ) -> None:
-        caps = stt.STTCapabilities(streaming=streaming, interim_results=False)
+        caps = stt.STTCapabilities(streaming=streaming, interim_results=voice is not None)
         if MANUAL_FLUSH:
             caps.manual_flush = True  # 1.8+: livekit flushes us instead of timing out
         super().__init__(capabilities=caps)
         self._init_observers()
         self._model = model
         self.seconds_per_transcript = seconds_per_transcript
+        self.voice = voice
         self.script: CallScript[STTAnswer] = CallScript()
         self.calls: list[float] = []
         """Seconds of audio behind each recognition call, in order (retries included)."""
@@ -138,6 +147,35 @@ class FakeSTTStream(stt.RecognizeStream):
         self._heard = 0.0  # audio since the last transcript
 
     async def _run(self) -> None:
+        voice = self._fake.voice
+        if voice is None:
+            await self._listen()
+            return
+        heard: asyncio.Queue[Utterance] = asyncio.Queue()
+        stop = voice.listen(heard.put_nowait)
+        listening = asyncio.ensure_future(self._listen())
+        try:
+            while True:
+                await self._transcribe(await heard.get())
+        finally:
+            stop()
+            listening.cancel()
+
+    async def _transcribe(self, u: Utterance) -> None:
+        """One utterance as a streaming provider reports it, on the loop's clock."""
+        loop, kinds, fake = asyncio.get_running_loop(), stt.SpeechEventType, self._fake
+        self._event_ch.send_nowait(fake._event(kinds.START_OF_SPEECH, STTAnswer(text="")))
+        words = u.text.split()
+        for i in range(1, len(words)):
+            await asyncio.sleep(max(u.start + u.duration * i / len(words) - loop.time(), 0.0))
+            partial = STTAnswer(text=" ".join(words[:i]))
+            self._event_ch.send_nowait(fake._event(kinds.INTERIM_TRANSCRIPT, partial))
+        await asyncio.sleep(max(u.end + u.stt_delay - loop.time(), 0.0))
+        answer = fake._take(u.duration) or STTAnswer(text=u.text)  # a fault raises here
+        self._event_ch.send_nowait(fake._event(kinds.FINAL_TRANSCRIPT, answer))
+        self._event_ch.send_nowait(fake._event(kinds.END_OF_SPEECH, answer))
+
+    async def _listen(self) -> None:
         async for data in self._input_ch:
             if isinstance(data, self._FlushSentinel):
                 self._finalize()

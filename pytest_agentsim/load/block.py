@@ -49,7 +49,18 @@ BLOCK_KEYS_FILE = (
     "timing",
 )
 BLOCK_KEYS_SCENARIO = (*BLOCK_KEYS_FILE, "turns", "skip")
-SESSION_KEYS = ("userdata", "state", "deps")  # state/deps: livekit-agents 2 sessions
+SESSION_KEYS = (
+    "userdata",
+    "state",  # state/deps: livekit-agents 2 sessions
+    "deps",
+    # voice time: how livekit hears the user (spoken turns) and when it gives up on them
+    "aec_warmup_duration",
+    "allow_interruptions",
+    "min_interruption_duration",
+    "false_interruption_timeout",
+    "resume_false_interruption",
+    "user_away_timeout",
+)
 MAX_TIMEOUT = 24 * 3600.0  # a day: more is a typo, not a scenario
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 

@@ -211,21 +211,32 @@ class Turn:
         return "greeting"
 
 
+DEFAULT_WORDS_PER_MINUTE = 150.0
+DEFAULT_STT_DELAY = 0.2
+
+
 @dataclasses.dataclass(frozen=True)
 class Timing:
     """``timing:`` provider delays on the scenario's clock (SPEC §10); None: not set here."""
 
     llm_ttft: float | None = None
     tts_ttfb: float | None = None
+    stt_delay: float | None = None  # spoken turns: end of speech to the final transcript
+    words_per_minute: float | None = None  # spoken turns: how fast the user talks
 
     def over(self, base: Timing | None) -> Timing:
         """These values, with ``base``'s where these are not set."""
         if base is None:
             return self
-        return Timing(
-            llm_ttft=self.llm_ttft if self.llm_ttft is not None else base.llm_ttft,
-            tts_ttfb=self.tts_ttfb if self.tts_ttfb is not None else base.tts_ttfb,
-        )
+        mine = dataclasses.asdict(self)
+        return Timing(**{k: v if v is not None else getattr(base, k) for k, v in mine.items()})
+
+    def speech(self, text: str) -> tuple[float, float]:
+        """A spoken user turn's (seconds of speech, STT delay): at ``words_per_minute``
+        (default 150), and ``stt_delay`` (default 0.2 s)."""
+        wpm = self.words_per_minute or DEFAULT_WORDS_PER_MINUTE
+        stt_delay = self.stt_delay if self.stt_delay is not None else DEFAULT_STT_DELAY
+        return max(len(text.split()), 1) * 60.0 / wpm, stt_delay
 
     def delayed(self, answer: LLMAnswer) -> LLMAnswer:
         """``answer`` with ``llm_ttft`` as its time to first token, unless it has its own."""

@@ -46,7 +46,7 @@ TURN_KEYS = (*STARTERS, *STEP_KEYS, *USER_TURN_KEYS)
 MAX_SILENCE = 3600.0  # an hour of saying nothing: more is a typo
 MAX_DELAY = 600.0  # a provider delay of ten minutes is a typo
 TIMING_KEYS = ("llm_ttft", "tts_ttfb", "stt_delay", "words_per_minute")
-_SPOKEN_TURN_TIMING = ("stt_delay", "words_per_minute")  # for spoken user turns (not built)
+MAX_WORDS_PER_MINUTE = 600.0  # faster than any auctioneer: surely a typo
 
 
 def parse_turn(ctx: Ctx, index: int, node: yaml.Node) -> Turn:
@@ -315,18 +315,24 @@ def parse_timing(ctx: Ctx, node: yaml.Node) -> Timing:
     """``timing:``: provider delays, in seconds on the scenario's clock."""
     m = as_mapping(ctx, node, "agentsim.timing", "timing: {llm_ttft: 0.6, tts_ttfb: 0.2}")
     keys = check_keys(ctx, m, TIMING_KEYS, "agentsim.timing")
-    for key in _SPOKEN_TURN_TIMING:
-        if key in keys:
+    values: dict[str, float] = {
+        key: _seconds(ctx, keys[key][1], f"timing.{key}", MAX_DELAY)
+        for key in ("llm_ttft", "tts_ttfb", "stt_delay")
+        if key in keys
+    }
+    if "words_per_minute" in keys:
+        node = keys["words_per_minute"][1]
+        wpm = value_of(ctx, node)
+        if (
+            isinstance(wpm, bool)
+            or not isinstance(wpm, int | float)
+            or not 0 < wpm <= MAX_WORDS_PER_MINUTE
+        ):
             raise ctx.error(
-                keys[key][0],
-                f"timing.{key} shapes spoken user turns (user speech in `mode: audio`), which "
-                "this version does not play: user turns are text",
-                f"remove `{key}`; llm_ttft and tts_ttfb apply",
+                node,
+                "timing.words_per_minute must be a positive number up to "
+                f"{MAX_WORDS_PER_MINUTE:g}, got {kind_of(node)}",
+                "e.g. words_per_minute: 150 (an unhurried speaker)",
             )
-    return Timing(
-        **{
-            key: _seconds(ctx, keys[key][1], f"timing.{key}", MAX_DELAY)
-            for key in ("llm_ttft", "tts_ttfb")
-            if key in keys
-        }
-    )
+        values["words_per_minute"] = float(wpm)
+    return Timing(**values)

@@ -20,7 +20,9 @@ Rules (each one is a decision a snapshot reader relies on):
 * ``call_id`` values become ``call_1``, ... and ``group_id`` values ``group_1``, ...; a
   ``function_call`` and its ``function_call_output`` share the same placeholder, so the
   call/output link survives normalization.
-* ``created_at`` and ``metrics`` are dropped; so is the deprecated ``hash`` field.
+* ``created_at``, ``metrics`` and ``transcript_confidence`` (an STT's measurement: a
+  spoken turn has one, a typed one none, and the fake STT always says 1.0) are dropped; so
+  is the deprecated ``hash`` field.
 * ``arguments`` of a function call is parsed when it is a JSON object and shown as a mapping,
   because the same call serialized with different spacing or key order by two providers is the
   same behaviour and a mapping diffs key by key. Anything else (malformed JSON, a JSON
@@ -34,7 +36,7 @@ Rules (each one is a decision a snapshot reader relies on):
   the plain string it stands for.
 * Everything else is kept verbatim: roles, content, tool names, outputs, ``is_error``,
   ``interrupted`` (always present on messages), handoff ``old_agent_id``/``new_agent_id``,
-  ``transcript_confidence``, non-empty ``extra``, and fields a future release adds.
+  non-empty ``extra``, and fields a future release adds.
 * The instructions of LiveKit's own workflow tasks (``beta.workflows``: ``GetEmailTask`` and
   friends) are LiveKit's prompt, not the user's: their ``agent_config_update`` shows
   ``(livekit's get_email_task prompt)`` instead, so snapshots do not churn when a livekit
@@ -92,11 +94,11 @@ _STABLE_ID_PREFIX = "lk."
 _DERIVED_ID = re.compile(r"^(?P<root>[^/]+)(?P<suffix>/fnc_\d+(?:_running(?:_output)?)?)$")
 
 # Fields dropped from every item: timings and deprecated content hashes change between runs.
-_DROPPED_FIELDS = frozenset({"created_at", "metrics", "hash"})
+_DROPPED_FIELDS = frozenset({"created_at", "metrics", "hash", "transcript_confidence"})
 
 # Canonical key order per item type; keys not listed follow, sorted.
 _KEY_ORDER: dict[str, tuple[str, ...]] = {
-    "message": ("type", "id", "role", "content", "interrupted", "transcript_confidence", "extra"),
+    "message": ("type", "id", "role", "content", "interrupted", "extra"),
     "function_call": ("type", "id", "call_id", "group_id", "name", "arguments", "extra"),
     "function_call_output": (
         "type",
@@ -236,10 +238,10 @@ def history_from_proto(items: Iterable[Any]) -> History:
     proto is turned back into its ``to_dict()`` shape and normalized, so a history read over
     the protocol equals the in-process one and snapshots survive a switch between modes.
 
-    Proto3 defaults become absent fields where ``to_dict`` omits ``None``: ``old_agent_id``,
-    ``instructions`` and ``transcript_confidence`` by field presence (so ``""`` and ``0.0``
-    stay), empty ``tools_added``/``tools_removed`` because LiveKit records no change as
-    ``None``. Timestamps and metrics are ignored (normalization drops them anyway).
+    Proto3 defaults become absent fields where ``to_dict`` omits ``None``: ``old_agent_id``
+    and ``instructions`` by field presence (so ``""`` stays), empty ``tools_added``/
+    ``tools_removed`` because LiveKit records no change as ``None``. Timestamps, metrics
+    and ``transcript_confidence`` are ignored (normalization drops them anyway).
     ``reply_required`` is not on the wire: a 1.7+ output with no text and no error gets
     ``False``, as LiveKit records it for a tool returning ``None``, a bare handoff or
     ``StopResponse``. 1.6 sends outputs without ``id`` and ``name``: the id gets a fresh
@@ -288,8 +290,6 @@ def _proto_item_dict(proto: Any, position: int, call_names: Mapping[str, str]) -
             "interrupted": msg.interrupted,
             "extra": dict(msg.extra),
         }
-        if msg.HasField("transcript_confidence"):
-            out["transcript_confidence"] = msg.transcript_confidence
         return out
     if which == "function_call":
         call = proto.function_call

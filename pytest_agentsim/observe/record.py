@@ -66,6 +66,7 @@ class Recorder:
         self.crashes: list[TimelineEntry] = []  # agent hooks that raised (on_enter)
         self.speaking_at: list[float] = []  # loop time of each "speaking" agent state
         self.speaking = asyncio.Event()  # set at each; cleared by whoever waits on it
+        self.user_spoke: tuple[float, float] | None = None  # a spoken turn's (start, end)
 
     # -- writing ---------------------------------------------------------------------
     def set_line(self, line: int | None) -> None:

@@ -26,6 +26,7 @@ from ..transport import InferenceGateway
 from .hooks import HookWatch
 from .quiet import loop_idle, wait_quiet
 from .scripts import Scripts, Served, gateway_scripts
+from .spoken import SpokenTurns
 from .tool_errors import FaultLogFilter, ToolErrorLog, tool_failure
 
 if TYPE_CHECKING:
@@ -72,6 +73,7 @@ class AgentSim(Recorder):
         self._tool_errors: ToolErrorLog | None = None
         self._fault_logs: FaultLogFilter | None = None
         self.hooks = HookWatch()
+        self.voiced: SpokenTurns | None = None  # user turns are speech (speak_turns())
         for fake in (self.fake_llm, self.fake_tts, self.fake_stt):
             fake.add_observer(self._on_fake_event)
         if gateway is not None:
@@ -94,6 +96,12 @@ class AgentSim(Recorder):
                 served=self._fake_served,
                 set_tts_ttfb=self._set_tts_ttfb,
             )
+
+    def speak_turns(self) -> SpokenTurns:
+        """User turns become speech the session hears (call before :meth:`start`)."""
+        if self.voiced is None:
+            self.voiced = SpokenTurns(self, self.fake_stt)
+        return self.voiced
 
     def _set_tts_ttfb(self, seconds: float) -> None:
         self.fake_tts.ttfb = seconds
@@ -142,6 +150,12 @@ class AgentSim(Recorder):
         if mode == "audio":
             kwargs["tts"] = self.fake_tts
         kwargs.update(session_kwargs)
+        if mode == "audio" and self.voiced is not None:
+            replaced = self.voiced.session_kwargs(kwargs, add_stt=True)
+            if "turn_detection" not in kwargs:  # not make_session's manual turns
+                kwargs.setdefault("turn_handling", {"turn_detection": "vad"})
+            if replaced:
+                self.note("note", f"replaced for spoken user turns: {', '.join(replaced)}")
         session = make_session(**kwargs)
         self.attach(session)
         with run_captures_on_enter(session):
@@ -250,6 +264,55 @@ class AgentSim(Recorder):
         await self.wait_quiet()
         return result
 
+    async def speak(self, text: str, duration: float, stt_delay: float) -> None:
+        """One spoken user turn: the user says ``text`` for ``duration`` seconds; returns
+        when livekit committed it and the agent is quiet again. Begun already when the
+        user barged in with it (:meth:`barge_in_speaking`)."""
+        spoken = self.voiced
+        assert spoken is not None, "speak_turns() was not called"
+        self.turn += 1
+        self.note("user", text, spoken=round(duration, 3))
+        utterance, spoken.barging = spoken.barging, None
+        over = spoken.talked_over if utterance is not None else None
+        if utterance is None or utterance.text != text:
+            utterance, over = spoken.begin(self.session, text, duration, stt_delay), None
+        self.user_spoke = (utterance.start, utterance.end)
+        if not await spoken.committed(utterance):
+            why = (
+                "it was spoken over speech that does not allow interruptions"
+                if over is not None and not over.allow_interruptions
+                else "no final transcript reached it"
+            )
+            self.note("note", f"livekit did not take the user's turn: {why}")
+        await self.wait_quiet()
+
+    def barge_in_speaking(self, text: str, duration: float, stt_delay: float) -> bool:
+        """The user starts saying ``text`` over the agent: livekit interrupts it once it
+        has heard ``min_interruption_duration`` of speech. False when the speech playing
+        does not allow interruptions (it plays on)."""
+        spoken = self.voiced
+        assert spoken is not None, "speak_turns() was not called"
+        session = self.session
+        speech = session.current_speech
+        warmup = getattr(session, "_aec_warmup_remaining", 0.0) or 0.0
+        if warmup > 0 and getattr(session, "_aec_warmup_timer", None) is not None:
+            self.note(
+                "note",
+                f"livekit does not hear barge-ins for {warmup:g} s more: the echo "
+                "cancellation warm-up of the agent's first speech (aec_warmup_duration)",
+            )
+        spoken.talked_over = speech
+        spoken.barging = spoken.begin(session, text, duration, stt_delay)
+        return speech is None or bool(speech.allow_interruptions)
+
+    def _talked_over(self) -> bool:
+        """The user is talking over the agent and what it was saying is over: the rest
+        (the user's turn, a reply to it) belongs to the user's next turn."""
+        spoken = self.voiced
+        if spoken is None or spoken.barging is None:
+            return False
+        return spoken.talked_over is None or bool(spoken.talked_over.done())
+
     async def barge_in(self) -> bool:
         """The user starts speaking over the agent, handled as livekit handles typed input
         (``await session.interrupt()``); False when the speech playing does not allow
@@ -311,7 +374,11 @@ class AgentSim(Recorder):
         ``on_enter`` after a handoff, a fallback spoken from an ``error`` handler) belongs
         to that step. Bounded by the timeout."""
         if self._session is not None and not self.closed:
-            await wait_quiet(self._session, self.timeout, stop=self.hooks.crashed)
+            await wait_quiet(
+                self._session,
+                self.timeout,
+                stop=lambda: self.hooks.crashed() or self._talked_over(),
+            )
         for text in self.hooks.failures():
             self.record_crash(text)
         await self.settle()

@@ -55,6 +55,7 @@ class TurnTiming:
     agent_text: str = ""
     llm_ttft: float | None = None
     tts_ttfb: float | None = None  # its first synthesis's (a `tts:` step's, or `timing`'s)
+    began: float | None = None  # the user started speaking (spoken turns; else = asked)
 
 
 def _ms(seconds: float) -> int:
@@ -81,7 +82,8 @@ def job_metrics(
     awkward = unanswered = 0
     for n, t in enumerate(turns):
         asked = _ms(t.asked - t0)
-        m.turns.add(index=2 * n, role=_USER, text=t.user, start_ms=asked, end_ms=asked)
+        began = _ms(t.began - t0) if t.began is not None else asked
+        m.turns.add(index=2 * n, role=_USER, text=t.user, start_ms=began, end_ms=asked)
         agent = m.turns.add(
             index=2 * n + 1, role=_ASSISTANT, text=t.agent_text, end_ms=_ms(t.done - t0)
         )

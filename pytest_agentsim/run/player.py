@@ -284,6 +284,7 @@ class TurnPlayer:
             rec.note("note", f"the user waits {turn.pause:g} s")
             await asyncio.sleep(turn.pause)
         asked_at, spoke = asyncio.get_running_loop().time(), len(rec.speaking_at)
+        rec.user_spoke = None
         with self.driver.tool_mocks(turn.tools):
             if barged_by is None:
                 await self.driver.play(turn)
@@ -298,9 +299,14 @@ class TurnPlayer:
                 )
         must_close = turn.closed is not None and turn.closed.closed
         await self.driver.settle(spoken=len(turn.spoken or ()), close=must_close)
+        began = asked_at
+        if rec.user_spoke is not None:  # a spoken turn: the user's turn ends with its speech
+            began, asked_at = rec.user_spoke
+            spoke += sum(1 for t in rec.speaking_at[spoke:] if t < asked_at)
         if turn.user is not None:
             timing = self.scenario.config.timing
-            self.timings.append(turn_timing(rec, timing, turn, asked_at, rec.speaking_at[spoke:]))
+            timed = turn_timing(rec, timing, turn, asked_at, rec.speaking_at[spoke:])
+            self.timings.append(dataclasses.replace(timed, began=began))
         if turn.within is not None:
             check_within(rec, turn, turn.within, rec.speaking_at[spoke:], asked_at)
         self.check_step(turn)

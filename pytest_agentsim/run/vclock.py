@@ -15,10 +15,9 @@ What could desynchronize it, and what it does instead of jumping:
   loop's own wake-up pipe are registered, the loop first gives them a real millisecond to
   answer before it jumps.
 
-The ``time`` module is not patched: ``time.time()`` stays the wall clock, because
-livekit's chat items take their ``created_at`` from it (through pydantic default factories
-a patch cannot reach) and order the conversation by it; the clock's jumps are seen through
-loop time (every livekit timer) and :meth:`VirtualClockLoop.elapsed`.
+While the loop runs, ``time.time()``/``monotonic()``/``perf_counter()`` in its thread
+advance with it (:mod:`pytest_agentsim.clock`), so livekit's timestamp arithmetic
+(endpointing, when the user last spoke, its metrics) agrees with its timers.
 """
 
 from __future__ import annotations
@@ -29,6 +28,8 @@ import selectors
 import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+from ..clock import virtual_time
 
 __all__ = ["VirtualClockLoop"]
 
@@ -91,6 +92,10 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
 
     def time(self) -> float:
         return self._virtual
+
+    def run_forever(self) -> None:
+        with virtual_time(self.elapsed):  # the wall clocks of this thread go with it
+            super().run_forever()
 
     def elapsed(self) -> float:
         """Virtual seconds since the loop started."""

@@ -52,7 +52,7 @@ async def play_barged(
             await rec.speaking.wait()
         await asyncio.sleep(max(rec.speaking_at[before] + interrupt - loop.time(), 0.0))
         rec.note("note", f"the user barges in, {interrupt:g} s into the agent's speech")
-        if not await driver.barge_in():
+        if not await driver.barge_in(by):
             rec.note("note", "the agent's speech does not allow interruptions: it plays on")
         barged.append(True)
 

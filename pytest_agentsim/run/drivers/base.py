@@ -53,9 +53,10 @@ class Driver(abc.ABC):
         """Await ``step`` where the agent's turns run (an entrypoint's session context)."""
         return await step
 
-    async def barge_in(self) -> bool:
-        """The user starts speaking over the agent's reply (``interrupt:``); False when the
-        speech does not allow interruptions. Modes that cannot say so in ``unsupported``."""
+    async def barge_in(self, by: Turn) -> bool:
+        """The user starts speaking over the agent's reply (``interrupt:``, turn ``by``);
+        False when the speech does not allow interruptions. Modes that cannot say so in
+        ``unsupported``."""
         raise NotImplementedError(f"{self.mode_name} cannot interrupt the agent")
 
     @abc.abstractmethod

@@ -46,6 +46,7 @@ class EntrypointDriver(SessionDriver):
         self._end_scripts: Scripts | None = None
 
     async def start(self) -> None:
+        self.hold_tool_mocks()
         gateway = self.sim.gateway
         if gateway is None:
             gateway = self._gateway = await InferenceGateway().start()

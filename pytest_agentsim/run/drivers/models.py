@@ -56,7 +56,12 @@ class ModelSwap:
         """An ``AgentSession(**kwargs)``'s arguments with its models swapped."""
         kwargs = dict(kwargs)
         kwargs.update(self.swap("session", {s: kwargs.get(s) for s in MODEL_SLOTS}))
-        if "vad" not in kwargs:
+        voiced = self.sim.voiced
+        if voiced is not None:  # spoken user turns: the session hears the user's voice
+            replaced = voiced.session_kwargs(kwargs, add_stt=False)
+            if replaced:
+                self.sim.note("note", f"replaced for spoken user turns: {', '.join(replaced)}")
+        elif "vad" not in kwargs:
             kwargs["vad"] = None  # not livekit's default local Silero: no audio ever comes in
         return kwargs
 

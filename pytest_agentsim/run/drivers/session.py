@@ -16,13 +16,13 @@ from livekit.agents import Agent
 
 from ...errors import AgentSimAssertionError, ScenarioError
 from ...fakes.session import SESSION_CLASS
-from ...load.model import Scenario, ToolMock, Turn
+from ...load.model import Scenario, Timing, ToolMock, Turn
 from ...observe.frames import describe_exception, user_traceback
 from ..harness import AgentSim
 from ..outcome import StepFailed, TurnOutcome
 from ..settings import RunSettings
 from .base import Driver
-from .tools import turn_tool_mocks
+from .tools import shared_tool_mocks, turn_tool_mocks
 
 __all__ = ["CLOSE_GRACE", "SessionDriver"]
 
@@ -52,8 +52,19 @@ class SessionDriver(Driver):
         self.make_agent = make_agent
         # a turn that barges in needs the agent's audio to take time to play
         sim.clocked_playout = any(t.interrupt is not None for t in scenario.config.turns or ())
+        self.timing = scenario.config.timing or Timing()
+        self.held = contextlib.ExitStack()  # what lives as long as the session (aclose ends it)
+        if settings.mode == "audio":
+            sim.speak_turns()  # the user's turns are speech, where the session has an STT
+
+    def hold_tool_mocks(self) -> None:
+        """Spoken turns run in livekit's tasks, not the player's: so do their tool mocks
+        (entered in the player's task, which :meth:`aclose` runs in too)."""
+        if self.sim.voiced is not None:
+            self.held.enter_context(shared_tool_mocks())
 
     async def start(self) -> None:
+        self.hold_tool_mocks()
         assert self.make_agent is not None
         try:
             agent, session_kwargs = self.make_agent(self.scenario)
@@ -88,7 +99,9 @@ class SessionDriver(Driver):
     async def play(self, turn: Turn) -> None:
         sim = self.sim
         try:
-            if turn.user is not None:
+            if turn.user is not None and self.speaks():
+                await sim.speak(turn.user, *self.timing.speech(turn.user))
+            elif turn.user is not None:
                 await sim.run(turn.user)
             elif turn.silence is not None:
                 await sim.silence(turn.silence)
@@ -99,7 +112,15 @@ class SessionDriver(Driver):
         except AgentSimAssertionError as e:
             raise StepFailed(str(e).split("\n\n", 1)[0], line=turn.line) from None
 
-    async def barge_in(self) -> bool:
+    def speaks(self) -> bool:
+        """User turns are speech: audio mode, and the agent has an STT to hear them with
+        (without one, as at the console, the user types)."""
+        voiced = self.sim.voiced
+        return voiced is not None and voiced.hears(self.sim.session)
+
+    async def barge_in(self, by: Turn) -> bool:
+        if by.user is not None and self.speaks():
+            return self.sim.barge_in_speaking(by.user, *self.timing.speech(by.user))
         return await self.sim.barge_in()
 
     @contextlib.contextmanager
@@ -115,7 +136,10 @@ class SessionDriver(Driver):
     async def aclose(self, *, failed: bool) -> None:
         # a failed or hung scenario is over: don't wait for livekit's graceful drain of
         # speech that may never finish
-        await self.sim.aclose(timeout=0.2 if failed else 5.0)
+        try:
+            await self.sim.aclose(timeout=0.2 if failed else 5.0)
+        finally:
+            self.held.close()
 
     def turn_outcome(self) -> TurnOutcome:
         derived = super().turn_outcome()

@@ -98,13 +98,14 @@ def turn_tool_mocks(session: Any, mocks: tuple[ToolMock, ...]) -> Iterator[None]
 
 @contextlib.contextmanager
 def shared_tool_mocks() -> Iterator[None]:
-    """Around ``session.start()`` in process mode's child, on livekit 1.6 (a no-op on
-    1.7+, whose ``mock_tools(..., session=)`` needs no context).
+    """Around ``session.start()`` where turns do not come from the task that sets their
+    mocks, on livekit 1.6 (a no-op on 1.7+, whose ``mock_tools(..., session=)`` needs no
+    context): process mode's child, and spoken turns in this process.
 
-    1.6 reads tool mocks from a context variable, and the child's turns arrive over the
-    session protocol in tasks ``start()`` creates, not from the control channel's task that
-    sets a turn's mocks. The variable is set here to one table (the entrypoint's own mocks
-    so far) that those tasks share, and :func:`turn_tool_mocks` edits it in place.
+    1.6 reads tool mocks from a context variable, and such turns run in tasks ``start()``
+    creates (the session protocol's, the audio recognition's), not in the task that sets
+    a turn's mocks. The variable is set here to one table (the entrypoint's own mocks so
+    far) that those tasks share, and :func:`turn_tool_mocks` edits it in place.
     """
     global _shared
     var = getattr(run_result, "_MockToolsContextVar", None)
@@ -113,11 +114,12 @@ def shared_tool_mocks() -> Iterator[None]:
         return
     table: ToolMocks = context_tool_mocks()
     token = var.set(table)
-    _shared = table
+    outer, _shared = _shared, table
     try:
         yield
     finally:
         var.reset(token)
+        _shared = outer
 
 
 def _mock_fn(mock: ToolMock) -> Callable[[], Any]:

@@ -1,0 +1,97 @@
+"""Spoken user turns (``mode: audio``, SPEC §10): the user's words reach the session as
+speech, through its real turn handling.
+
+The session hears a :class:`~pytest_agentsim.fakes.voice.UserVoice` through the fake VAD
+and the (voiced) fake STT: start of speech, interim transcripts, the final transcript,
+end of speech, each at its time on the loop's clock. livekit does the rest as it does
+live: VAD endpointing commits the user's turn, a reply follows; the user speaking over the
+agent interrupts it once ``min_interruption_duration`` of speech is heard (or not, when
+the speech does not allow interruptions). Never imports pytest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ..fakes import FakeSTT, FakeVAD, UserVoice, Utterance
+from ..observe.record import Recorder
+
+__all__ = ["COMMIT_WAIT", "SpokenTurns"]
+
+COMMIT_WAIT = 10.0
+"""Seconds after the final transcript within which livekit commits a spoken turn (its VAD
+silence plus the longest endpointing delay; on the virtual clock the wait is free)."""
+
+
+class SpokenTurns:
+    """The user's voice in one session: what its models hear, and the turns it speaks."""
+
+    def __init__(self, rec: Recorder, stt: FakeSTT) -> None:
+        self.rec = rec
+        self.voice = UserVoice()
+        self.stt = stt
+        stt.voice = self.voice
+        stt.capabilities.interim_results = True
+        self.speeches: list[tuple[float, float]] = []  # (start, end) of each spoken turn
+        self.barging: Utterance | None = None  # spoken over the agent, its turn still to come
+        self.talked_over: Any = None  # the speech handle it was spoken over
+        self._committed: asyncio.Event | None = None
+
+    # -- the session -----------------------------------------------------------------------
+    def session_kwargs(self, kwargs: dict[str, Any], *, add_stt: bool) -> list[str]:
+        """Point an ``AgentSession(**kwargs)``'s hearing at the voice (in place): the fake
+        VAD, the fake STT (``add_stt``: also when it has none), VAD end-of-turn detection
+        where a turn-detector model would run. Returns what was replaced, for the record."""
+        replaced = []
+        vad = kwargs.get("vad")
+        if vad is not None and not isinstance(vad, FakeVAD):
+            replaced.append(f"vad {type(vad).__module__.split('.')[-2]}.{type(vad).__name__}")
+        kwargs["vad"] = FakeVAD(self.voice)
+        if add_stt:
+            kwargs.setdefault("stt", self.stt)
+        detector = kwargs.get("turn_detection")
+        if detector is not None and not isinstance(detector, str):
+            replaced.append(f"turn_detection {type(detector).__name__}")
+            kwargs["turn_detection"] = "vad"
+        handling = kwargs.get("turn_handling")
+        if isinstance(handling, dict):
+            detector = handling.get("turn_detection")
+            if detector is not None and not isinstance(detector, str):
+                replaced.append(f"turn_detection {type(detector).__name__}")
+                kwargs["turn_handling"] = {**handling, "turn_detection": "vad"}
+        return replaced
+
+    @staticmethod
+    def hears(session: Any) -> bool:
+        """Whether the session's current agent has an STT to hear the user with."""
+        activity = getattr(session, "_activity", None)
+        stt = getattr(activity, "stt", None) if activity is not None else None
+        return (stt if activity is not None else getattr(session, "stt", None)) is not None
+
+    # -- turns -----------------------------------------------------------------------------
+    def begin(self, session: Any, text: str, duration: float, stt_delay: float) -> Utterance:
+        """The user starts saying ``text``; its turn is committed when livekit says so."""
+        committed = self._committed = asyncio.Event()
+
+        def on_item(ev: Any) -> None:
+            if getattr(ev.item, "role", None) == "user":
+                committed.set()
+                session.off("conversation_item_added", on_item)
+
+        session.on("conversation_item_added", on_item)
+        utterance = self.voice.speak(text, duration, stt_delay=stt_delay)
+        self.speeches.append((utterance.start, utterance.end))
+        return utterance
+
+    async def committed(self, utterance: Utterance) -> bool:
+        """Wait until livekit committed the turn of ``utterance`` (False: it never did)."""
+        committed = self._committed
+        assert committed is not None
+        loop = asyncio.get_running_loop()
+        bound = max(utterance.end + utterance.stt_delay - loop.time(), 0.0) + COMMIT_WAIT
+        try:
+            await asyncio.wait_for(committed.wait(), bound)
+        except asyncio.TimeoutError:
+            return False
+        return True
