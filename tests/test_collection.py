@@ -220,3 +220,40 @@ def test_scenario_runs_do_not_nag_about_pytest_asyncio_loop_scope(
     quiet = pytester.runpytest_subprocess("--agentsim", "-p", "no:cacheprovider")
     quiet.assert_outcomes(passed=1)
     quiet.stderr.no_fnmatch_line(nag)
+
+
+def test_collect_only_leaves_the_engine_unloaded(pytester: pytest.Pytester, write: Write) -> None:
+    """``--collect-only`` runs nothing, so it does not import the engine (livekit, over a
+    second); a run loads it at collection's end. The items of a file share one fixture
+    closure, with the project's autouse fixtures in it."""
+    write("scenarios.yaml", SIMPLE)
+    write(
+        "conftest.py",
+        """
+        import sys
+
+        import pytest
+
+
+        @pytest.fixture(autouse=True)
+        def project_wide():
+            pass
+
+
+        def pytest_sessionfinish(session):
+            print("engine loaded:", "pytest_agentsim.run.api" in sys.modules)
+            for item in session.items:
+                print(item.name, "uses", ",".join(item.fixturenames))
+        """,
+    )
+    # in a subprocess: this process has imported the engine already
+    collected = pytester.runpytest_subprocess("--agentsim", "--collect-only", "-q", "-s")
+    collected.stdout.fnmatch_lines(
+        [
+            "engine loaded: False",
+            "First one uses *request,project_wide",
+            "second-id uses *request,project_wide",
+        ]
+    )
+    ran = pytester.runpytest_subprocess("--agentsim", "-q", "-s")
+    ran.stdout.fnmatch_lines(["*engine loaded: True*"])

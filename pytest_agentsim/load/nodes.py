@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -47,7 +46,9 @@ def at_use_site(key: yaml.Node, value: yaml.Node) -> yaml.Node:
     )
     if not (aliased or block):
         return value
-    site = copy.copy(value)
+    # what copy.copy does for these plain classes, without its dispatch (a hot path)
+    site = object.__new__(type(value))
+    vars(site).update(vars(value))
     site.start_mark = key.start_mark
     return site
 
@@ -82,8 +83,10 @@ def mapping_pairs(node: yaml.MappingNode) -> Iterator[tuple[yaml.ScalarNode, yam
             continue
         if isinstance(k, yaml.ScalarNode):
             explicit.append((k, at_use_site(k, v)))
+    if not merged:  # the common case: no `<<` in this mapping
+        return iter(explicit)
     seen = {k.value for k, _ in explicit}
-    out = list(explicit)
+    out = explicit
     for k, v in merged:
         if k.value not in seen:
             seen.add(k.value)

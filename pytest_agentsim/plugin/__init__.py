@@ -439,7 +439,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """The one lazy boundary: when a collected item will run a scenario or use a fixture
     that needs the engine, load it now, once, at a shallow point of the stack (importing
     it deep inside a running test costs the same, later, and some CPython 3.11 releases
-    fail to compile a module there: "AST constructor recursion depth mismatch")."""
+    fail to compile a module there: "AST constructor recursion depth mismatch").
+    ``--collect-only`` runs nothing, so it never pays for the engine (over 1 s of imports)."""
+    if session.config.option.collectonly:
+        return
     for item in session.items:
         if isinstance(item, ScenarioItem) or _ENGINE_FIXTURES.intersection(
             getattr(item, "fixturenames", ())

@@ -40,6 +40,7 @@ from .snapshot import HistorySnapshotMismatch, assert_history_snapshot
 
 if TYPE_CHECKING:
     from _pytest._code.code import TerminalRepr
+    from _pytest.fixtures import FuncFixtureInfo
 
     from ..run.api import (
         Cassette,
@@ -99,7 +100,7 @@ TIMELINE_KEY: pytest.StashKey[list[TimelineEntry]] = pytest.StashKey()
 class ScenarioYamlFile(pytest.File):
     """A ``scenarios.yaml`` file: one item per scenario."""
 
-    def collect(self) -> list[pytest.Item]:
+    def collect(self) -> list[ScenarioItem]:
         try:
             loaded = load_scenario_file(self.path)
         except ScenarioError as e:
@@ -108,7 +109,13 @@ class ScenarioYamlFile(pytest.File):
             warnings.warn_explicit(
                 w.message, AgentsimWarning, filename=str(self.path), lineno=w.line or 1
             )
-        return [ScenarioItem.from_scenario(self, s) for s in loaded.scenarios]
+        # one fixture closure for all: the items share their parent and test function (as
+        # the items of a parametrized test share theirs)
+        items: list[ScenarioItem] = []
+        for s in loaded.scenarios:
+            info = items[0]._fixtureinfo if items else None
+            items.append(ScenarioItem.from_scenario(self, s, info))
+        return items
 
 
 class DisabledScenarioFile(pytest.File):
@@ -171,9 +178,11 @@ class ScenarioItem(pytest.Function):
     snapshot_diff: str | None = None
 
     @classmethod
-    def from_scenario(cls, parent: ScenarioYamlFile, scenario: Scenario) -> ScenarioItem:
+    def from_scenario(
+        cls, parent: ScenarioYamlFile, scenario: Scenario, fixtureinfo: FuncFixtureInfo | None
+    ) -> ScenarioItem:
         item: ScenarioItem = super().from_parent(
-            parent, name=scenario.name, callobj=run_scenario_item
+            parent, name=scenario.name, callobj=run_scenario_item, fixtureinfo=fixtureinfo
         )
         item.scenario = scenario
         # tag names and values are -k keywords (-k room_booking); the marker carries them
