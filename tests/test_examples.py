@@ -52,7 +52,7 @@ def test_example_scenarios_pass(pytester: pytest.Pytester, name: str) -> None:
             [
                 "*the agent started speaking 3.5 s after the user's turn, over its latency "
                 "budget (within: 2 s)*",
-                "*at failing_demo.yaml:13*",
+                "*at failing_demo.yaml:14*",
             ],
         ),
     ],
