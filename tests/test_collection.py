@@ -243,7 +243,7 @@ def test_collect_only_leaves_the_engine_unloaded(pytester: pytest.Pytester, writ
         def pytest_sessionfinish(session):
             print("engine loaded:", "pytest_agentsim.run.api" in sys.modules)
             for item in session.items:
-                print(item.name, "uses", ",".join(item.fixturenames))
+                print(item.name, "uses", ",".join(sorted(item.fixturenames)))
         """,
     )
     # in a subprocess: this process has imported the engine already
@@ -251,8 +251,8 @@ def test_collect_only_leaves_the_engine_unloaded(pytester: pytest.Pytester, writ
     collected.stdout.fnmatch_lines(
         [
             "engine loaded: False",
-            "First one uses *request,project_wide",
-            "second-id uses *request,project_wide",
+            "First one uses *project_wide,request*",
+            "second-id uses *project_wide,request*",
         ]
     )
     ran = pytester.runpytest_subprocess("--agentsim", "-q", "-s")

@@ -173,7 +173,7 @@ def report_close() -> None:
             _console_text_mode()
             report_tool_starts(self)
         capture = run_captures_on_enter(self) if primary else contextlib.nullcontext()
-        mocks = shared_tool_mocks() if primary else contextlib.nullcontext()
+        mocks = shared_tool_mocks(keep=True) if primary else contextlib.nullcontext()
         try:
             with capture, mocks:
                 result = await original(self, *args, **kwargs)

@@ -97,7 +97,7 @@ def turn_tool_mocks(session: Any, mocks: tuple[ToolMock, ...]) -> Iterator[None]
 
 
 @contextlib.contextmanager
-def shared_tool_mocks() -> Iterator[None]:
+def shared_tool_mocks(*, keep: bool = False) -> Iterator[None]:
     """Around ``session.start()`` where turns do not come from the task that sets their
     mocks, on livekit 1.6 (a no-op on 1.7+, whose ``mock_tools(..., session=)`` needs no
     context): process mode's child, and spoken turns in this process.
@@ -105,7 +105,9 @@ def shared_tool_mocks() -> Iterator[None]:
     1.6 reads tool mocks from a context variable, and such turns run in tasks ``start()``
     creates (the session protocol's, the audio recognition's), not in the task that sets
     a turn's mocks. The variable is set here to one table (the entrypoint's own mocks so
-    far) that those tasks share, and :func:`turn_tool_mocks` edits it in place.
+    far) that those tasks share, and :func:`turn_tool_mocks` edits it in place: until
+    exit, or with ``keep`` for good (the child's tasks hold it beyond ``start()``, and the
+    child ends with its session).
     """
     global _shared
     var = getattr(run_result, "_MockToolsContextVar", None)
@@ -119,7 +121,8 @@ def shared_tool_mocks() -> Iterator[None]:
         yield
     finally:
         var.reset(token)
-        _shared = outer
+        if not keep:
+            _shared = outer
 
 
 def _mock_fn(mock: ToolMock) -> Callable[[], Any]:
