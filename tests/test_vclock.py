@@ -71,3 +71,41 @@ def test_a_loopback_server_on_the_same_loop_answers_before_any_jump() -> None:
     data, virtual = run(main)
     assert data == b"HI\n"
     assert virtual < 1.0
+
+
+def test_the_wall_clocks_jump_with_it_in_its_thread_only() -> None:
+    """livekit computes delays from time.time() against its loop timers: on the virtual
+    clock both jump together; other threads and code outside the run read real time."""
+    import threading
+
+    from pytest_agentsim.clock import REAL, TICK
+
+    async def main() -> dict[str, float]:
+        start = {"time": time.time(), "monotonic": time.monotonic(), "perf": time.perf_counter()}
+        await asyncio.sleep(90)
+        seen: dict[str, float] = {}
+        thread = threading.Thread(target=lambda: seen.update(thread=time.time()))
+        thread.start()
+        await asyncio.to_thread(thread.join)
+        first, second = time.perf_counter(), time.perf_counter()
+        return {
+            "time": time.time() - start["time"],
+            "monotonic": time.monotonic() - start["monotonic"],
+            "perf": first - start["perf"],
+            "same_instant": second - first,
+            "thread_vs_real": seen["thread"] - REAL.time(),
+            "ns": time.perf_counter_ns() / 1e9 - time.perf_counter(),
+        }
+
+    before = REAL.time()
+    got = run(main)
+    wall = REAL.time() - before
+    assert wall < 5  # 90 s of virtual time cost no wall time
+    for name in ("time", "monotonic", "perf"):
+        assert 90 <= got[name] < 90.01, (name, got)
+    assert abs(got["same_instant"] - TICK) < 1e-9  # two reads at one instant still differ
+    assert abs(got["thread_vs_real"]) < 5  # another thread: the real clock
+    assert abs(got["ns"]) < 0.01
+    # outside a virtual run: the real clocks again
+    assert abs(time.time() - REAL.time()) < 1
+    assert time.time.__module__ == "pytest_agentsim.clock"
