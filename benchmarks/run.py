@@ -21,6 +21,9 @@ What is measured (each line of the table has a target and PASS/MISS, or "info"):
 6. Process mode per scenario over the same scenario in entrypoint mode in-process: a job
    forked from a warm server (target < 0.3 s), a cold child (reference), and the warm
    server's RSS.
+7. Voice time (``benchmarks/voice.py``): ten minutes of spoken conversation on the virtual
+   clock (target < 1 s of wall time), its timeline and metrics identical over 20 runs (5
+   with ``--quick``), and the virtual clock's cost per text turn over a plain loop.
 
 The machine is shared: medians and interleaving keep the ratios stable, absolute times move.
 Ratio lines also show the same ratio in process CPU time ("cpu"), which other processes on
@@ -55,6 +58,9 @@ from pytest_agentsim.fakes import FakeLLM, FakeTTS, no_backoff
 from pytest_agentsim.load.loader import Scenario, load_scenario_file
 from pytest_agentsim.run.api import RunSettings, run_scenario
 from pytest_agentsim.run.harness import AgentSim
+
+sys.path.insert(0, str(Path(__file__).parent))  # benchmarks/voice.py, beside this file
+from voice import bench_voice
 
 INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
 ANSWER = "Sure, we are open from nine to five, Monday to Friday."
@@ -831,6 +837,11 @@ def main(argv: list[str] | None = None) -> int:
         step("process mode", lambda: asyncio.run(bench_process(sizes, tmp)), rows)
         step("warm process mode", lambda: asyncio.run(bench_warm(sizes, tmp)), rows)
         step("memory", lambda: bench_memory(tmp), rows)
+        step(
+            "voice time",
+            lambda: bench_voice(tmp, new_agent, 5 if args.quick else 20, Row, scenario_yaml(8), 8),
+            rows,
+        )
     total = time.perf_counter() - t_start
 
     with contextlib.suppress(OSError):
