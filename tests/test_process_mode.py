@@ -8,6 +8,7 @@ simulation dispatch); its models are served by the loopback fake gateway.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -147,6 +148,20 @@ def test_scripted_turns_with_a_tool_call_pass(pytester: pytest.Pytester, write: 
     project(write)
     result = run(pytester, "-k", "Looks")
     result.assert_outcomes(passed=1)
+
+
+def test_process_mode_reports_wall_clock_metrics(pytester: pytest.Pytester, write: Write) -> None:
+    """The session host forwards the agent's state: each turn's latency is measured on the
+    wall clock, as the cloud simulator measures it, in the same SimulationRun shape."""
+    project(write)
+    result = run(pytester, "-k", "Looks", "--agentsim-metrics", "m.json")
+    result.assert_outcomes(passed=1)
+    [job] = json.loads((pytester.path / "m.json").read_text())["jobs"]
+    replies = [t for t in job["metrics"]["turns"] if t["role"] == "ASSISTANT"]
+    assert len(replies) == 2
+    for reply in replies:  # answered, within the turn, after the user
+        assert 0 < reply["e2eLatencyMs"] < 30_000 and "unanswered" not in reply
+    assert job["metrics"]["endReason"] == "END_REASON_SCENARIO_COMPLETED"
 
 
 def test_on_simulation_end_veto_fails_with_its_reason(

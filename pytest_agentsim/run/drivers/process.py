@@ -24,6 +24,7 @@ from typing import Any, ClassVar, TypeVar, cast
 
 from google.protobuf.json_format import MessageToDict
 from livekit.agents.voice.remote_session import RemoteSession
+from livekit.protocol.agent_pb import agent_session as agent_pb
 
 from ...errors import ScenarioError, ScenarioFailure
 from ...load.model import Scenario, ToolMock, Turn
@@ -63,7 +64,7 @@ CLOSE_WAIT = 5.0
 class ProcessDriver(Driver):
     mode_name: ClassVar[str] = "process mode"
     ends_a_job: ClassVar[bool] = True
-    sees_speech: ClassVar[bool] = False  # no agent-state timing over the protocol, yet
+    # the session host forwards the agent's state: its metrics are on the wall clock
 
     def __init__(self, scenario: Scenario, agent_file: Path, settings: RunSettings) -> None:
         self.scenario = scenario
@@ -150,6 +151,7 @@ class ProcessDriver(Driver):
         )
         remote = self.remote
         remote.on("error", self._on_error)
+        remote.on("agent_state_changed", self._on_state)
         remote.on("conversation_item_added", self._on_item)
         remote.on("function_tools_executed", self._on_tools)
         remote.on("tool_execution_updated", self._on_tool_update)
@@ -266,6 +268,11 @@ class ProcessDriver(Driver):
                 future.set_result(str(payload.get("error") or ""))
 
     # -- session events ------------------------------------------------------------------
+    def _on_state(self, ev: Any) -> None:
+        if ev.agent_state_changed.new_state == agent_pb.AS_SPEAKING:
+            self.rec.speaking_at.append(asyncio.get_running_loop().time())
+            self.rec.speaking.set()
+
     def _on_error(self, ev: Any) -> None:
         self.rec.note("error", f"agent session error: {error_text(ev.error.message)}")
 
