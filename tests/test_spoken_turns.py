@@ -9,29 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from .test_voice_time import AGENT  # a Desk agent, and a server whose session has an STT
+
 Write = Callable[[str, str], Path]
 
-AGENT = """
-from livekit.agents import Agent, AgentServer, AgentSession, JobContext, inference
-
-
-class Desk(Agent):
-    def __init__(self) -> None:
-        super().__init__(instructions="You are a front desk.")
-
-
-server = AgentServer()
-
-
-@server.rtc_session()
-async def entrypoint(ctx: JobContext) -> None:
-    session = AgentSession(
-        stt=inference.STT("deepgram/nova-3"),
-        llm=inference.LLM("openai/gpt-4.1-mini"),
-        tts=inference.TTS("cartesia/sonic-2"),
-    )
-    await session.start(agent=Desk(), room=ctx.room)
-"""
 
 SCENARIOS = """
 name: Spoken
