@@ -73,3 +73,62 @@ def test_spoken_turns_are_the_same_every_run(pytester: pytest.Pytester, write: W
         pytester.runpytest("--agentsim", "-p", "no:cacheprovider", "--agentsim-metrics", out)
         texts.append((pytester.path / out).read_text())
     assert texts[0] == texts[1] == texts[2]
+
+
+TOUR = "The old town was founded in the twelfth century, and its walls still stand on three sides."
+
+NOISES = """
+name: Noise
+agentsim: {agent: "agent:Desk", mode: audio, session: {aec_warmup_duration: 0}}
+scenarios:
+  - label: a cough is no interruption
+    agentsim:
+      turns:
+        - user: Tell me about the old town.
+          llm: ["TOUR"]
+          # livekit pauses the agent for the cough, hears no words, and resumes it
+          expect: [{message: {equals: "TOUR", interrupted: false}}]
+          spoken: [{equals: "TOUR", interrupted: false}]
+        - noise: 0.8
+          interrupt: 1.5
+          expect: []
+  - label: a short sound goes unnoticed
+    agentsim:
+      turns:
+        - user: Tell me about the old town.
+          llm: ["TOUR"]
+          expect: [{message: {equals: "TOUR", interrupted: false}}]
+        - noise: 0.3
+          interrupt: 1.5
+          expect: []
+""".replace("TOUR", TOUR)
+
+
+def test_a_sound_with_no_words_is_a_false_interruption(
+    pytester: pytest.Pytester, write: Write
+) -> None:
+    write("agent.py", AGENT)
+    write("scenarios.yaml", NOISES)
+    result = pytester.runpytest(
+        "--agentsim", "-p", "no:cacheprovider", "--agentsim-metrics", "m.json"
+    )
+    result.assert_outcomes(passed=2)
+    jobs = {j["label"]: j for j in json.loads((pytester.path / "m.json").read_text())["jobs"]}
+    conversation = {label: job["metrics"]["conversation"] for label, job in jobs.items()}
+    # 0.8 s is over min_interruption_duration (0.5 s): livekit pauses, then resumes
+    assert conversation["a cough is no interruption"].get("falseInterruptionCount") == 1
+    assert conversation["a short sound goes unnoticed"].get("falseInterruptionCount", 0) == 0
+
+
+def test_noise_needs_a_session_that_hears(pytester: pytest.Pytester, write: Write) -> None:
+    write("agent.py", AGENT)
+    write(
+        "scenarios.yaml",
+        'name: Text\nagentsim: {agent: "agent:Desk"}\nscenarios:\n  - label: x\n'
+        "    agentsim:\n      turns:\n        - noise: 1\n",
+    )
+    result = pytester.runpytest("--agentsim", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*turn 1: `noise` is heard by the session's VAD and STT, and this session hears no*"]
+    )

@@ -54,11 +54,9 @@ SESSION_KEYS = (
     "state",  # state/deps: livekit-agents 2 sessions
     "deps",
     # voice time: how livekit hears the user (spoken turns) and when it gives up on them
+    # (the options livekit has not deprecated; the rest are in turn_handling)
+    "turn_handling",
     "aec_warmup_duration",
-    "allow_interruptions",
-    "min_interruption_duration",
-    "false_interruption_timeout",
-    "resume_false_interruption",
     "user_away_timeout",
 )
 MAX_TIMEOUT = 24 * 3600.0  # a day: more is a typo, not a scenario

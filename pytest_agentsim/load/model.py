@@ -172,6 +172,7 @@ class Turn:
     say: str | None = None
     generate_reply: str | None = None
     silence: float | None = None  # the user says nothing for that long (virtual seconds)
+    noise: float | None = None  # a sound with no words (a cough): livekit hears no words
     pause: float | None = None  # the user waits that long after the agent finished
     within: float | None = None  # latency budget: the agent starts speaking within it
     interrupt: float | None = None  # barge-in: seconds into the agent's previous reply
@@ -192,6 +193,7 @@ class Turn:
             and self.say is None
             and self.generate_reply is None
             and self.silence is None
+            and self.noise is None
         )
 
     @property
@@ -208,6 +210,8 @@ class Turn:
             return f"generate_reply: {self.generate_reply}".rstrip()
         if self.silence is not None:
             return f"silence: {self.silence:g} s"
+        if self.noise is not None:
+            return f"noise: {self.noise:g} s"
         return "greeting"
 
 
@@ -291,7 +295,7 @@ def on_the_clock(scenario: Scenario) -> tuple[int | None, str] | None:
     if cfg.timing is not None:
         return cfg.timing_line, "timing"
     for t in [*([cfg.greeting] if cfg.greeting else []), *(cfg.turns or ())]:
-        for key in ("within", "interrupt"):
+        for key in ("within", "interrupt", "noise"):
             if getattr(t, key) is not None:
                 return t.line, key
         for step in (*t.llm, *t.tts):

@@ -40,10 +40,11 @@ MAX_REPEAT = 1000
 """More repeats than any agent makes model calls in one step (keeps a typo cheap)."""
 
 STEP_KEYS = ("llm", "tts", "tools", "expect", "spoken", "closed")
-STARTERS = ("user", "say", "generate_reply", "silence")
+STARTERS = ("user", "say", "generate_reply", "silence", "noise")
 USER_TURN_KEYS = ("output", "input_required", "pause", "within", "interrupt")  # with `user:`
 TURN_KEYS = (*STARTERS, *STEP_KEYS, *USER_TURN_KEYS)
 MAX_SILENCE = 3600.0  # an hour of saying nothing: more is a typo
+MAX_NOISE = 60.0  # a minute of coughing: more is a typo
 MAX_DELAY = 600.0  # a provider delay of ten minutes is a typo
 TIMING_KEYS = ("llm_ttft", "tts_ttfb", "stt_delay", "words_per_minute")
 MAX_WORDS_PER_MINUTE = 600.0  # faster than any auctioneer: surely a typo
@@ -57,15 +58,15 @@ def parse_turn(ctx: Ctx, index: int, node: yaml.Node) -> Turn:
     if len(starters) != 1:
         raise ctx.error(
             node,
-            f"turn {index + 1} must have exactly one of user, say, generate_reply, silence"
-            + (f" (it has {', '.join(starters)})" if starters else ""),
+            f"turn {index + 1} must have exactly one of user, say, generate_reply, silence, "
+            "noise" + (f" (it has {', '.join(starters)})" if starters else ""),
             "start the turn with `user: <what the user says>` (what the agent does before "
             "the first turn goes in `agentsim: {greeting: {...}}`)",
         )
     t: dict[str, Any] = {"index": index, "line": line_of(node)}
     for key in USER_TURN_KEYS:
         if key in keys:
-            if "user" not in keys:
+            if "user" not in keys and not (key == "interrupt" and "noise" in keys):
                 what = {
                     "pause": "is how long the user waits before a user turn",
                     "within": "is the latency budget of the reply to a user turn",
@@ -90,6 +91,8 @@ def parse_turn(ctx: Ctx, index: int, node: yaml.Node) -> Turn:
         vnode = keys[key][1]
         if key == "silence":
             t[key] = _seconds(ctx, vnode, "silence", MAX_SILENCE)
+        elif key == "noise":
+            t[key] = _seconds(ctx, vnode, "noise", MAX_NOISE)
         elif key == "generate_reply" and isinstance(vnode, yaml.MappingNode):
             gk = check_keys(ctx, vnode, ("instructions",), "generate_reply")
             t[key] = text_of(ctx, gk["instructions"][1], "instructions") if gk else ""

@@ -67,6 +67,7 @@ class Recorder:
         self.speaking_at: list[float] = []  # loop time of each "speaking" agent state
         self.speaking = asyncio.Event()  # set at each; cleared by whoever waits on it
         self.user_spoke: tuple[float, float] | None = None  # a spoken turn's (start, end)
+        self.false_interruptions = 0  # livekit paused the agent for a sound with no words
 
     # -- writing ---------------------------------------------------------------------
     def set_line(self, line: int | None) -> None:
@@ -88,6 +89,16 @@ class Recorder:
         if getattr(ev, "new_state", None) == "speaking":
             self.speaking_at.append(asyncio.get_running_loop().time())
             self.speaking.set()
+
+    def record_false_interruption(self, ev: Any) -> None:
+        """livekit paused the agent for speech that brought no words, and gave up on it."""
+        self.false_interruptions += 1
+        resumed = bool(getattr(ev, "resumed", False))
+        self.note(
+            "note",
+            "livekit: a false interruption (no words came): "
+            + ("the agent resumes" if resumed else "the agent does not resume"),
+        )
 
     def record_fault(self, resource: str, call: int, fault: Fault, where: str = "") -> None:
         """A model call failed with a fault the scenario injected."""

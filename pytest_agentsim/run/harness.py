@@ -26,7 +26,7 @@ from ..transport import InferenceGateway
 from .hooks import HookWatch
 from .quiet import loop_idle, wait_quiet
 from .scripts import Scripts, Served, gateway_scripts
-from .spoken import SpokenTurns
+from .spoken import SpokenTurns, false_interruption_wait
 from .tool_errors import FaultLogFilter, ToolErrorLog, tool_failure
 
 if TYPE_CHECKING:
@@ -153,7 +153,8 @@ class AgentSim(Recorder):
         if mode == "audio" and self.voiced is not None:
             replaced = self.voiced.session_kwargs(kwargs, add_stt=True)
             if "turn_detection" not in kwargs:  # not make_session's manual turns
-                kwargs.setdefault("turn_handling", {"turn_detection": "vad"})
+                handling = dict(kwargs.get("turn_handling") or {})
+                kwargs["turn_handling"] = {"turn_detection": "vad", **handling}
             if replaced:
                 self.note("note", f"replaced for spoken user turns: {', '.join(replaced)}")
         session = make_session(**kwargs)
@@ -193,6 +194,7 @@ class AgentSim(Recorder):
         session.on("error", listener(self.record_error))
         session.on("close", listener(self.record_close))
         session.on("agent_state_changed", listener(self.record_state))
+        session.on("agent_false_interruption", listener(self.record_false_interruption))
         if self._tool_errors is None:
             self._tool_errors = ToolErrorLog(self.record_tool_error).__enter__()
             self._fault_logs = FaultLogFilter(lambda: self.fault_texts).__enter__()
@@ -284,6 +286,24 @@ class AgentSim(Recorder):
                 else "no final transcript reached it"
             )
             self.note("note", f"livekit did not take the user's turn: {why}")
+        await self.wait_quiet()
+
+    async def noise(self, seconds: float) -> None:
+        """A sound with no words for ``seconds`` (a cough, a door): livekit's VAD hears
+        it, its STT no words. Over the agent's speech that is a false interruption: livekit
+        pauses the agent, and resumes it when no words come (its false-interruption
+        timeout), which this waits for. Begun already when it barged in."""
+        spoken = self.voiced
+        assert spoken is not None, "speak_turns() was not called"
+        self.turn += 1
+        self.note("note", f"the user makes a sound with no words for {seconds:g} s")
+        utterance, spoken.barging = spoken.barging, None
+        if utterance is None or utterance.text:
+            utterance = spoken.begin(self.session, "", seconds, 0.0)
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(
+            max(utterance.end - loop.time(), 0.0) + false_interruption_wait(self.session)
+        )
         await self.wait_quiet()
 
     def barge_in_speaking(self, text: str, duration: float, stt_delay: float) -> bool:

@@ -75,6 +75,7 @@ def job_metrics(
     llm_ttft: float | None,
     tts_ttfb: float | None,
     agent_ended: bool,
+    false_interruptions: int = 0,
 ) -> dict[str, Any]:
     """The run's ``JobMetrics`` as protojson (camelCase keys, defaults left out)."""
     m = SimulationRun.JobMetrics()
@@ -107,6 +108,7 @@ def job_metrics(
     conv = m.conversation
     conv.unanswered_turns = unanswered
     conv.awkward_silence_count = awkward
+    conv.false_interruption_count = false_interruptions
     if latencies:
         conv.e2e_latency_ms = _rank(latencies, 50)
         if audio:

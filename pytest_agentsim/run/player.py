@@ -128,12 +128,16 @@ class TurnPlayer:
             llm_ttft=timing.llm_ttft,
             tts_ttfb=timing.tts_ttfb,
             agent_ended=self.agent_ended,
+            false_interruptions=self.rec.false_interruptions,
         )
 
     async def _bounded(self, play: Any) -> None:
         timeout = self.settings.timeout
         # the user's scripted silences and pauses are not the agent's time
-        scripted = sum((t.silence or 0) + (t.pause or 0) for t in self.scenario.config.turns or ())
+        scripted = sum(
+            (t.silence or 0) + (t.pause or 0) + (t.noise or 0)
+            for t in self.scenario.config.turns or ()
+        )
         try:
             await asyncio.wait_for(play, timeout=timeout + scripted)
         except asyncio.TimeoutError:

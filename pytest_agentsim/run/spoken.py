@@ -17,11 +17,24 @@ from typing import Any
 from ..fakes import FakeSTT, FakeVAD, UserVoice, Utterance
 from ..observe.record import Recorder
 
-__all__ = ["COMMIT_WAIT", "SpokenTurns"]
+__all__ = ["COMMIT_WAIT", "SpokenTurns", "false_interruption_wait"]
 
 COMMIT_WAIT = 10.0
 """Seconds after the final transcript within which livekit commits a spoken turn (its VAD
 silence plus the longest endpointing delay; on the virtual clock the wait is free)."""
+
+
+def false_interruption_wait(session: Any) -> float:
+    """Seconds after a sound ends within which livekit has decided it was no interruption
+    (its VAD's end of speech, then ``false_interruption_timeout``) and resumed the agent."""
+    options = getattr(session, "options", None)
+    interruption = getattr(options, "interruption", None)
+    timeout = (
+        interruption.get("false_interruption_timeout")
+        if isinstance(interruption, dict)
+        else getattr(options, "false_interruption_timeout", None)
+    )
+    return 1.0 + (timeout if isinstance(timeout, int | float) else 2.0)
 
 
 class SpokenTurns:
@@ -71,7 +84,8 @@ class SpokenTurns:
 
     # -- turns -----------------------------------------------------------------------------
     def begin(self, session: Any, text: str, duration: float, stt_delay: float) -> Utterance:
-        """The user starts saying ``text``; its turn is committed when livekit says so."""
+        """The user starts saying ``text`` (``""``: a sound with no words); its turn is
+        committed when livekit says so."""
         committed = self._committed = asyncio.Event()
 
         def on_item(ev: Any) -> None:
@@ -79,7 +93,8 @@ class SpokenTurns:
                 committed.set()
                 session.off("conversation_item_added", on_item)
 
-        session.on("conversation_item_added", on_item)
+        if text:
+            session.on("conversation_item_added", on_item)
         utterance = self.voice.speak(text, duration, stt_delay=stt_delay)
         self.speeches.append((utterance.start, utterance.end))
         return utterance

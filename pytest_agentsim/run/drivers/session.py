@@ -105,6 +105,14 @@ class SessionDriver(Driver):
                 await sim.run(turn.user)
             elif turn.silence is not None:
                 await sim.silence(turn.silence)
+            elif turn.noise is not None:
+                if not self.speaks():
+                    raise StepFailed(
+                        f"{turn.label}: `noise` is heard by the session's VAD and STT, and "
+                        "this session hears no audio (`mode: audio` and an STT are needed)",
+                        line=turn.line,
+                    )
+                await sim.noise(turn.noise)
             elif turn.say is not None:
                 await sim.say(turn.say)
             else:
@@ -119,6 +127,8 @@ class SessionDriver(Driver):
         return voiced is not None and voiced.hears(self.sim.session)
 
     async def barge_in(self, by: Turn) -> bool:
+        if by.noise is not None and self.speaks():
+            return self.sim.barge_in_speaking("", by.noise, 0.0)
         if by.user is not None and self.speaks():
             return self.sim.barge_in_speaking(by.user, *self.timing.speech(by.user))
         return await self.sim.barge_in()
