@@ -322,10 +322,14 @@ class Interrupting(ModelServer):
         base: Any = self.httpd.RequestHandlerClass
         owner = self
 
+        pressed: list[bool] = []
+
         class Handler(base):  # type: ignore[misc,valid-type]
             def do_POST(self) -> None:
                 super().do_POST()
-                if [role for role, _ in owner.requests].count("user") == 2:
+                # once: a request already in flight would press it again, during the exit
+                if [role for role, _ in owner.requests].count("user") == 2 and not pressed:
+                    pressed.append(True)
                     os.kill(int(pid_file.read_text(encoding="utf-8")), signal.SIGINT)
 
         self.httpd.RequestHandlerClass = Handler
