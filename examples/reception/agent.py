@@ -3,12 +3,15 @@ does not wait forever on a caller who went quiet.
 
 * Barge-in: the opening-hours answer is long; a caller who speaks over it is heard (the
   session's default `allow_interruptions=True`), and only what was played stays in the
-  history. The privacy notice, though, is read in full (`allow_interruptions=False`).
+  history. The privacy notice, though, is read in full (`allow_interruptions=False`), and
+  livekit drops what a caller says over it: they have to ask again.
 * Idle caller: after 10 s of silence livekit marks the user "away" (`user_away_timeout`);
   the agent asks whether they are still there, and hangs up if 10 s more pass in silence.
 
-The voice-time keys in scenarios.yaml (`interrupt:`, `silence:`) drive both on the
-virtual clock: minutes of conversation run in milliseconds, identically every time.
+The caller's turns are speech (`mode: audio`: the session's STT hears them through
+livekit's own turn handling), and the voice-time keys in scenarios.yaml (`interrupt:`,
+`silence:`) drive both on the virtual clock: minutes of conversation run in milliseconds,
+identically every time.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ server = AgentServer()
 @server.rtc_session()
 async def entrypoint(ctx: JobContext) -> None:
     session = AgentSession(
+        stt=inference.STT("deepgram/nova-3"),
         llm=inference.LLM("openai/gpt-4.1-mini"),
         tts=inference.TTS("cartesia/sonic-2"),
         user_away_timeout=10.0,

@@ -279,7 +279,7 @@ class AgentSim(Recorder):
         if utterance is None or utterance.text != text:
             utterance, over = spoken.begin(self.session, text, duration, stt_delay), None
         self.user_spoke = (utterance.start, utterance.end)
-        if not await spoken.committed(utterance):
+        if not await spoken.committed(self.session, utterance):
             why = (
                 "it was spoken over speech that does not allow interruptions"
                 if over is not None and not over.allow_interruptions

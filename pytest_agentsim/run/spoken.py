@@ -17,11 +17,16 @@ from typing import Any
 from ..fakes import FakeSTT, FakeVAD, UserVoice, Utterance
 from ..observe.record import Recorder
 
-__all__ = ["COMMIT_WAIT", "SpokenTurns", "false_interruption_wait"]
+__all__ = ["SpokenTurns", "commit_wait", "false_interruption_wait"]
 
-COMMIT_WAIT = 10.0
-"""Seconds after the final transcript within which livekit commits a spoken turn (its VAD
-silence plus the longest endpointing delay; on the virtual clock the wait is free)."""
+
+def commit_wait(session: Any, vad: FakeVAD) -> float:
+    """Seconds after the final transcript within which livekit commits a spoken turn, if it
+    takes it at all: the VAD's silence, then its longest endpointing delay, and a margin.
+    (No longer: a turn livekit drops must not run into idle timers, ``user_away_timeout``.)"""
+    endpointing = getattr(getattr(session, "options", None), "endpointing", None)
+    longest = endpointing.get("max_delay") if isinstance(endpointing, dict) else None
+    return vad.min_silence_duration + (longest if isinstance(longest, int | float) else 3.0) + 0.5
 
 
 def false_interruption_wait(session: Any) -> float:
@@ -49,6 +54,7 @@ class SpokenTurns:
         self.speeches: list[tuple[float, float]] = []  # (start, end) of each spoken turn
         self.barging: Utterance | None = None  # spoken over the agent, its turn still to come
         self.talked_over: Any = None  # the speech handle it was spoken over
+        self.vad = FakeVAD(self.voice)
         self._committed: asyncio.Event | None = None
 
     # -- the session -----------------------------------------------------------------------
@@ -60,7 +66,7 @@ class SpokenTurns:
         vad = kwargs.get("vad")
         if vad is not None and not isinstance(vad, FakeVAD):
             replaced.append(f"vad {type(vad).__module__.split('.')[-2]}.{type(vad).__name__}")
-        kwargs["vad"] = FakeVAD(self.voice)
+        kwargs["vad"] = self.vad
         if add_stt:
             kwargs.setdefault("stt", self.stt)
         detector = kwargs.get("turn_detection")
@@ -99,12 +105,13 @@ class SpokenTurns:
         self.speeches.append((utterance.start, utterance.end))
         return utterance
 
-    async def committed(self, utterance: Utterance) -> bool:
+    async def committed(self, session: Any, utterance: Utterance) -> bool:
         """Wait until livekit committed the turn of ``utterance`` (False: it never did)."""
         committed = self._committed
         assert committed is not None
         loop = asyncio.get_running_loop()
-        bound = max(utterance.end + utterance.stt_delay - loop.time(), 0.0) + COMMIT_WAIT
+        bound = max(utterance.end + utterance.stt_delay - loop.time(), 0.0)
+        bound += commit_wait(session, self.vad)
         try:
             await asyncio.wait_for(committed.wait(), bound)
         except asyncio.TimeoutError:
