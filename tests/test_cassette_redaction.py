@@ -7,7 +7,6 @@ offline with that server stopped.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import threading
@@ -18,6 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from pytest_agentsim.plugin.collect import run_blocking
 from pytest_agentsim.run.cassette import (
     REDACTED,
     Cassette,
@@ -268,7 +268,7 @@ def test_secret_query_parameters_never_reach_the_cassette(tmp_path: Path) -> Non
                 await proxy.aclose()
         return cassette
 
-    cassette = asyncio.run(exchange())
+    cassette = run_blocking(exchange())  # not asyncio.run: it drops pytest-asyncio's open loop
     (item,) = cassette.interactions
     assert item.url.endswith(f"/v1/chat/completions?key={REDACTED}&alt=json")
     assert GOOGLE not in cassette.dump()

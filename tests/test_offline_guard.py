@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from pytest_agentsim.plugin.collect import run_blocking
 from pytest_agentsim.transport.offline import (
     LOCAL_TOOLS,
     OfflineError,
@@ -143,7 +144,7 @@ def test_asyncio_datagrams_and_sock_sendto_are_blocked(tripwire: list[str]) -> N
                 await loop.sock_sendto(s, b"ping", (FAR, 5353))
 
     with block_network() as guard:
-        asyncio.run(leak())
+        run_blocking(leak())  # not asyncio.run: it drops pytest-asyncio's open loop
     assert [type(e) for e in errors] == [OfflineError]
     assert guard.blocked == [
         f"udp {FAR}:514 (sendto)",
