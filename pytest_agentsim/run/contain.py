@@ -108,6 +108,10 @@ def run_contained(
             stepper = _Stepper(loop, dog, ctrl_c, run)
             stepper.finish(main, timeout)
             stepper.teardown()
+        if ctrl_c.pressed:
+            # a library caught it on the way (aiohttp turns it into a payload error):
+            # the user still pressed Ctrl-C, and pytest stops
+            raise KeyboardInterrupt
     finally:
         _CURRENT.reset(token)
         loop.close()
