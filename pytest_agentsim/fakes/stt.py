@@ -46,14 +46,16 @@ class FakeSTT(stt.STT[Any], Observable):
         model: str = "fake-stt",
         voice: UserVoice | None = None,
     ) -> None:
-        caps = stt.STTCapabilities(streaming=streaming, interim_results=voice is not None)
+        caps = stt.STTCapabilities(streaming=streaming, interim_results=False)
         if MANUAL_FLUSH:
             caps.manual_flush = True  # 1.8+: livekit flushes us instead of timing out
         super().__init__(capabilities=caps)
         self._init_observers()
         self._model = model
         self.seconds_per_transcript = seconds_per_transcript
-        self.voice = voice
+        self.voice: UserVoice | None = None
+        if voice is not None:
+            self.hear(voice)
         self.script: CallScript[STTAnswer] = CallScript()
         self.calls: list[float] = []
         """Seconds of audio behind each recognition call, in order (retries included)."""
@@ -67,6 +69,11 @@ class FakeSTT(stt.STT[Any], Observable):
     @property
     def provider(self) -> str:
         return "agentsim"
+
+    def hear(self, voice: UserVoice) -> None:
+        """Streams hear ``voice`` from now on (spoken user turns), with interim results."""
+        self.voice = voice
+        self.capabilities.interim_results = True
 
     # -- scripting -------------------------------------------------------------------------
     def add_transcript(self, text: str, *, language: str = "en", confidence: float = 1.0) -> None:

@@ -100,7 +100,7 @@ class AgentSim(Recorder):
     def speak_turns(self) -> SpokenTurns:
         """User turns become speech the session hears (call before :meth:`start`)."""
         if self.voiced is None:
-            self.voiced = SpokenTurns(self, self.fake_stt)
+            self.voiced = SpokenTurns(self.fake_stt)
         return self.voiced
 
     def _set_tts_ttfb(self, seconds: float) -> None:
@@ -274,10 +274,7 @@ class AgentSim(Recorder):
         assert spoken is not None, "speak_turns() was not called"
         self.turn += 1
         self.note("user", text, spoken=round(duration, 3))
-        utterance, spoken.barging = spoken.barging, None
-        over = spoken.talked_over if utterance is not None else None
-        if utterance is None or utterance.text != text:
-            utterance, over = spoken.begin(self.session, text, duration, stt_delay), None
+        utterance, over = spoken.take(self.session, text, duration, stt_delay)
         self.user_spoke = (utterance.start, utterance.end)
         if not await spoken.committed(self.session, utterance):
             why = (
@@ -297,12 +294,11 @@ class AgentSim(Recorder):
         assert spoken is not None, "speak_turns() was not called"
         self.turn += 1
         self.note("note", f"the user makes a sound with no words for {seconds:g} s")
-        utterance, spoken.barging = spoken.barging, None
-        if utterance is None or utterance.text:
-            utterance = spoken.begin(self.session, "", seconds, 0.0)
+        utterance, _ = spoken.take(self.session, "", seconds, 0.0)
         loop = asyncio.get_running_loop()
         await asyncio.sleep(
-            max(utterance.end - loop.time(), 0.0) + false_interruption_wait(self.session)
+            max(utterance.end - loop.time(), 0.0)
+            + false_interruption_wait(self.session, spoken.vad)
         )
         await self.wait_quiet()
 

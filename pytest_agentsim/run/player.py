@@ -309,8 +309,9 @@ class TurnPlayer:
             spoke += sum(1 for t in rec.speaking_at[spoke:] if t < asked_at)
         if turn.user is not None:
             timing = self.scenario.config.timing
-            timed = turn_timing(rec, timing, turn, asked_at, rec.speaking_at[spoke:])
-            self.timings.append(dataclasses.replace(timed, began=began))
+            self.timings.append(
+                turn_timing(rec, timing, turn, asked_at, rec.speaking_at[spoke:], began=began)
+            )
         if turn.within is not None:
             check_within(rec, turn, turn.within, rec.speaking_at[spoke:], asked_at)
         self.check_step(turn)

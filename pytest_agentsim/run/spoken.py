@@ -15,7 +15,6 @@ import asyncio
 from typing import Any
 
 from ..fakes import FakeSTT, FakeVAD, UserVoice, Utterance
-from ..observe.record import Recorder
 
 __all__ = ["SpokenTurns", "commit_wait", "false_interruption_wait"]
 
@@ -29,33 +28,28 @@ def commit_wait(session: Any, vad: FakeVAD) -> float:
     return vad.min_silence_duration + (longest if isinstance(longest, int | float) else 3.0) + 0.5
 
 
-def false_interruption_wait(session: Any) -> float:
+def false_interruption_wait(session: Any, vad: FakeVAD) -> float:
     """Seconds after a sound ends within which livekit has decided it was no interruption
     (its VAD's end of speech, then ``false_interruption_timeout``) and resumed the agent."""
-    options = getattr(session, "options", None)
-    interruption = getattr(options, "interruption", None)
+    interruption = getattr(getattr(session, "options", None), "interruption", None)
     timeout = (
-        interruption.get("false_interruption_timeout")
-        if isinstance(interruption, dict)
-        else getattr(options, "false_interruption_timeout", None)
+        interruption.get("false_interruption_timeout") if isinstance(interruption, dict) else None
     )
-    return 1.0 + (timeout if isinstance(timeout, int | float) else 2.0)
+    return vad.min_silence_duration + (timeout if isinstance(timeout, int | float) else 2.0) + 0.5
 
 
 class SpokenTurns:
     """The user's voice in one session: what its models hear, and the turns it speaks."""
 
-    def __init__(self, rec: Recorder, stt: FakeSTT) -> None:
-        self.rec = rec
+    def __init__(self, stt: FakeSTT) -> None:
         self.voice = UserVoice()
         self.stt = stt
-        stt.voice = self.voice
-        stt.capabilities.interim_results = True
-        self.speeches: list[tuple[float, float]] = []  # (start, end) of each spoken turn
+        stt.hear(self.voice)
+        self.vad = FakeVAD(self.voice)
         self.barging: Utterance | None = None  # spoken over the agent, its turn still to come
         self.talked_over: Any = None  # the speech handle it was spoken over
-        self.vad = FakeVAD(self.voice)
-        self._committed: asyncio.Event | None = None
+        self._committed = asyncio.Event()
+        self._session: Any = None  # where the commit listener is
 
     # -- the session -----------------------------------------------------------------------
     def session_kwargs(self, kwargs: dict[str, Any], *, add_stt: bool) -> list[str]:
@@ -85,30 +79,35 @@ class SpokenTurns:
     def hears(session: Any) -> bool:
         """Whether the session's current agent has an STT to hear the user with."""
         activity = getattr(session, "_activity", None)
-        stt = getattr(activity, "stt", None) if activity is not None else None
-        return (stt if activity is not None else getattr(session, "stt", None)) is not None
+        return (activity.stt if activity is not None else session.stt) is not None
 
     # -- turns -----------------------------------------------------------------------------
     def begin(self, session: Any, text: str, duration: float, stt_delay: float) -> Utterance:
         """The user starts saying ``text`` (``""``: a sound with no words); its turn is
-        committed when livekit says so."""
-        committed = self._committed = asyncio.Event()
+        committed when livekit adds the user's message to the history."""
+        self._committed = asyncio.Event()
+        if text and self._session is None:
+            session.on("conversation_item_added", self._on_item)
+            self._session = session
+        return self.voice.speak(text, duration, stt_delay=stt_delay)
 
-        def on_item(ev: Any) -> None:
-            if getattr(ev.item, "role", None) == "user":
-                committed.set()
-                session.off("conversation_item_added", on_item)
+    def take(
+        self, session: Any, text: str, duration: float, stt_delay: float
+    ) -> tuple[Utterance, Any]:
+        """This turn's utterance, and the agent's speech it was spoken over: the one the
+        user barged in with, or a new one begun now (over nothing)."""
+        utterance, self.barging = self.barging, None
+        if utterance is not None and utterance.text == text:
+            return utterance, self.talked_over
+        return self.begin(session, text, duration, stt_delay), None
 
-        if text:
-            session.on("conversation_item_added", on_item)
-        utterance = self.voice.speak(text, duration, stt_delay=stt_delay)
-        self.speeches.append((utterance.start, utterance.end))
-        return utterance
+    def _on_item(self, ev: Any) -> None:
+        if getattr(ev.item, "role", None) == "user":
+            self._committed.set()
 
     async def committed(self, session: Any, utterance: Utterance) -> bool:
         """Wait until livekit committed the turn of ``utterance`` (False: it never did)."""
         committed = self._committed
-        assert committed is not None
         loop = asyncio.get_running_loop()
         bound = max(utterance.end + utterance.stt_delay - loop.time(), 0.0)
         bound += commit_wait(session, self.vad)

@@ -82,9 +82,16 @@ async def play_barged(
 
 
 def turn_timing(
-    rec: Recorder, timing: Timing | None, turn: Turn, asked: float, starts: list[float]
+    rec: Recorder,
+    timing: Timing | None,
+    turn: Turn,
+    asked: float,
+    starts: list[float],
+    *,
+    began: float | None = None,
 ) -> TurnTiming:
-    """The figures of one user turn, for the metrics."""
+    """The figures of one user turn, for the metrics (``began``: when a spoken turn's
+    speech began; ``asked``: when the user finished)."""
     said = [
         e.detail.get("content", e.text)
         for e in rec.timeline
@@ -104,6 +111,7 @@ def turn_timing(
         agent_text=" ".join(said),
         llm_ttft=first.ttft if first is not None else None,
         tts_ttfb=ttfb if ttfb is not None else timing.tts_ttfb if timing is not None else None,
+        began=began,
     )
 
 
