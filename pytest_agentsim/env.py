@@ -13,13 +13,21 @@ import contextlib
 import os
 from collections.abc import Iterator, Mapping
 
-__all__ = ["DUMMY_CREDENTIALS", "ScopedEnv", "dummy_credentials", "scenario_env"]
+__all__ = ["DUMMY_CREDENTIALS", "ScopedEnv", "dummy_credentials", "loopback_models", "scenario_env"]
 
 DUMMY_CREDENTIALS: Mapping[str, str] = {
     "LIVEKIT_API_KEY": "agentsim-dummy-key",
     "LIVEKIT_API_SECRET": "agentsim-dummy-secret-0123456789abcdefghij",
     "OPENAI_API_KEY": "sk-agentsim-dummy",
 }
+
+
+def loopback_models(base_url: str) -> dict[str, str]:
+    """Environment for an agent in another process whose LiveKit Inference and OpenAI
+    clients talk to ``base_url`` (a loopback server), with credentials where none are set."""
+    env = {k: v for k, v in DUMMY_CREDENTIALS.items() if not os.environ.get(k)}
+    env["LIVEKIT_INFERENCE_URL"] = env["OPENAI_BASE_URL"] = base_url
+    return env
 
 
 class ScopedEnv:

@@ -45,21 +45,12 @@ class Utterance:
     def end(self) -> float:
         return self.start + self.duration
 
-    def words_by(self, t: float) -> str:
-        """What the user has said by loop time ``t`` (words spread evenly over the speech)."""
-        words = self.text.split()
-        if t >= self.end or not words:
-            return self.text
-        n = int(len(words) * max(t - self.start, 0.0) / self.duration)
-        return " ".join(words[:n])
-
 
 class UserVoice:
     """The user's mouth: streams that hear the user listen here."""
 
     def __init__(self) -> None:
         self._listeners: list[Callable[[Utterance], None]] = []
-        self.utterances: list[Utterance] = []
 
     def listen(self, listener: Callable[[Utterance], None]) -> Callable[[], None]:
         """Call ``listener`` with each utterance; returns the function that stops it."""
@@ -74,7 +65,6 @@ class UserVoice:
             duration=max(duration, 0.05),
             stt_delay=stt_delay,
         )
-        self.utterances.append(utterance)
         for listener in list(self._listeners):
             listener(utterance)
         return utterance

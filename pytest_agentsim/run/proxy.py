@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 from livekit.agents.inference._utils import create_access_token
 
-from ..env import DUMMY_CREDENTIALS
+from ..env import DUMMY_CREDENTIALS, loopback_models
 from .cassette import Cassette, CassetteMiss, Interaction, parse_body, parse_sse, redact_text
 
 __all__ = [
@@ -96,9 +96,7 @@ class ModelProxy:
         """Environment for an agent in another process. Its LiveKit Inference and OpenAI
         clients share the URL a fake gateway would have (``/v1``: a warm server imported
         the agent with it); the model each request names tells the two apart."""
-        env = {k: v for k, v in DUMMY_CREDENTIALS.items() if not os.environ.get(k)}
-        env["LIVEKIT_INFERENCE_URL"] = env["OPENAI_BASE_URL"] = f"http://127.0.0.1:{self._port}/v1"
-        return env
+        return loopback_models(f"http://127.0.0.1:{self._port}/v1")
 
     async def start(self) -> ModelProxy:
         app = web.Application(client_max_size=64 * 1024 * 1024)

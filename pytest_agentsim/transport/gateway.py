@@ -67,7 +67,7 @@ import httpx
 from aiohttp import web
 
 from ..answers import LLMAnswer, STTAnswer, TTSAnswer, tool_calls_from
-from ..env import DUMMY_CREDENTIALS, ScopedEnv
+from ..env import DUMMY_CREDENTIALS, ScopedEnv, loopback_models
 from ..faults import CallScript, Fault
 from . import wire
 from .aiohttp_mock import AgentsimAioresponses, aiohttp_mock
@@ -283,10 +283,7 @@ class InferenceGateway(SpeechSockets):
 
     def child_env(self) -> dict[str, str]:
         """Environment for an agent in another process: every model endpoint on loopback."""
-        env = {k: v for k, v in DUMMY_CREDENTIALS.items() if not os.environ.get(k)}
-        env["LIVEKIT_INFERENCE_URL"] = self.base_url
-        env["OPENAI_BASE_URL"] = self.base_url
-        return env
+        return loopback_models(self.base_url)
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> InferenceGateway:
